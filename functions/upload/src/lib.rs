@@ -1,0 +1,89 @@
+//! `PUT /v1/workflows/{workflowId}/artifacts/{path+}`: store the body as the
+//! next version of the artifact at `path` (SPEC §4).
+
+use std::collections::BTreeMap;
+
+use artifacts::http::{self, header_str};
+use artifacts::store::{NewVersion, WriteCondition};
+use artifacts::{Error, Result, Store};
+use lambda_http::http::{StatusCode, header};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+
+/// Metadata travels as `x-artifact-meta-<key>: <value>` headers, like S3's.
+const META_PREFIX: &str = "x-artifact-meta-";
+
+pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    Ok(http::finish(&req, upload(store, &req).await))
+}
+
+#[tracing::instrument(skip_all, fields(org))]
+async fn upload(store: &Store, req: &Request) -> Result<Response<Body>> {
+    let principal = http::principal(&store.config.auth, req)?;
+    tracing::Span::current().record("org", principal.org.as_str());
+
+    let new = NewVersion {
+        workflow_id: http::path_param(req, "workflowId").unwrap_or_default(),
+        path: http::path_param(req, "path").unwrap_or_default(),
+        artifact_type: http::query_param(req, "artifactType"),
+        content_type: header_str(req, "content-type")?.map(str::to_owned),
+        metadata: metadata(req)?,
+        expected_sha256: header_str(req, "x-artifact-sha256")?.map(str::to_owned),
+        condition: condition(req)?,
+        body: http::body_bytes(req).to_vec(),
+    };
+    let (artifact, version) = store.put(&principal, new).await?;
+
+    let mut response = http::json(
+        StatusCode::CREATED,
+        &json!({ "artifact": artifact, "version": version }),
+    )?;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::LOCATION,
+            format!("/v1/artifacts/{}", artifact.artifact_id),
+        ),
+        (header::ETAG, http::etag(&version.sha256)),
+    ] {
+        if let Ok(value) = value.parse() {
+            headers.insert(name, value);
+        }
+    }
+    Ok(response)
+}
+
+/// `If-Match: "<version>"` (compare-and-set) or `If-None-Match: *` (create only).
+fn condition(req: &Request) -> Result<WriteCondition> {
+    if let Some(value) = header_str(req, "if-match")? {
+        let number = value.trim().trim_matches('"');
+        return match number.parse::<u64>() {
+            Ok(n) if n >= 1 => Ok(WriteCondition::LatestIs(n)),
+            _ => Err(Error::bad_request(
+                "If-Match",
+                "must be a version number like \"3\"",
+            )),
+        };
+    }
+    match header_str(req, "if-none-match")? {
+        Some(v) if v.trim() == "*" => Ok(WriteCondition::Absent),
+        Some(_) => Err(Error::bad_request(
+            "If-None-Match",
+            "only * is supported on upload",
+        )),
+        None => Ok(WriteCondition::Any),
+    }
+}
+
+fn metadata(req: &Request) -> Result<Option<BTreeMap<String, String>>> {
+    let mut metadata = BTreeMap::new();
+    for (name, value) in req.headers() {
+        if let Some(key) = name.as_str().strip_prefix(META_PREFIX) {
+            let value = value
+                .to_str()
+                .map_err(|_| Error::bad_request("metadata", "values must be visible ASCII"))?;
+            metadata.insert(key.to_owned(), value.to_owned());
+        }
+    }
+    Ok((!metadata.is_empty()).then_some(metadata))
+}

@@ -1,0 +1,83 @@
+//! `GET /v1/artifacts/{artifactId}` (metadata) and
+//! `GET /v1/artifacts/{artifactId}/versions` (history, newest first).
+
+use artifacts::http;
+use artifacts::{Error, Result, Store};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+
+const DEFAULT_LIMIT: u64 = 100;
+const MAX_LIMIT: u64 = 1000;
+
+pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    Ok(http::finish(&req, versions(store, &req).await))
+}
+
+#[tracing::instrument(skip_all, fields(org))]
+async fn versions(store: &Store, req: &Request) -> Result<Response<Body>> {
+    let principal = http::principal(&store.config.auth, req)?;
+    tracing::Span::current().record("org", principal.org.as_str());
+    let artifact_id = http::path_param(req, "artifactId").unwrap_or_default();
+
+    if !req
+        .uri()
+        .path()
+        .trim_end_matches('/')
+        .ends_with("/versions")
+    {
+        let artifact = store.artifact(&principal, &artifact_id).await?;
+        return http::json(StatusCode::OK, &artifact);
+    }
+    let limit = http::positive_param(req, "limit", MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
+    let before = http::query_param(req, "cursor")
+        .map(|c| decode_cursor(&c))
+        .transpose()?;
+    let page = store
+        .versions(&principal, &artifact_id, limit as u32, before)
+        .await?;
+    http::json(
+        StatusCode::OK,
+        &json!({
+            "versions": page.versions,
+            "nextCursor": page.next_before.map(encode_cursor),
+        }),
+    )
+}
+
+/// Cursors are opaque to callers; they hold the last version seen.
+fn encode_cursor(before: u64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("v1:{before}"))
+}
+
+fn decode_cursor(cursor: &str) -> Result<u64> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix("v1:").and_then(|n| n.parse().ok()))
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| Error::bad_request("cursor", "is not a cursor this API returned"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        assert_eq!(decode_cursor(&encode_cursor(42)).unwrap(), 42);
+        for bad in [
+            "",
+            "!!",
+            "djE6",
+            "djE6eA",
+            "djE6MA",
+            &URL_SAFE_NO_PAD.encode("v2:5"),
+        ] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,494 @@
+//! Metadata in DynamoDB (SPEC §5): one table, string keys `pk`/`sk`, every
+//! partition key starting with the org so a request can only ever address its
+//! own org's items.
+//!
+//! | item | pk | sk |
+//! |---|---|---|
+//! | artifact (by id) | `{org}#A#{artifactId}` | `#META` |
+//! | version | `{org}#A#{artifactId}` | `V#{version:010}` |
+//! | artifact (by path, listing) | `{org}#W#{workflowId}` | `P#{path}` |
+//!
+//! The two artifact items carry the same attributes and change together, in
+//! the one `TransactWriteItems` that adds a version: reads by id and by path
+//! are each one strongly consistent `GetItem`, and a workflow listing reads one
+//! item per artifact. The path item is the arbiter between concurrent writers.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+
+use crate::error::{Error, Result};
+use crate::model::{Artifact, Version};
+
+pub const ARTIFACT_SK: &str = "#META";
+const VERSION_SK_PREFIX: &str = "V#";
+
+pub fn artifact_pk(org: &str, artifact_id: &str) -> String {
+    format!("{org}#A#{artifact_id}")
+}
+
+pub fn version_sk(version: u64) -> String {
+    format!("{VERSION_SK_PREFIX}{version:010}")
+}
+
+pub fn workflow_pk(org: &str, workflow_id: &str) -> String {
+    format!("{org}#W#{workflow_id}")
+}
+
+pub fn path_sk(path: &str) -> String {
+    format!("P#{path}")
+}
+
+/// Where a version's ciphertext lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// In the version item itself (small content).
+    Inline(Vec<u8>),
+    /// An S3 object version of the artifact's content key.
+    S3 { version_id: String },
+}
+
+/// A version as stored: what the API shows plus how to decrypt it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRecord {
+    pub version: Version,
+    pub content_id: String,
+    pub wrapped_key: Vec<u8>,
+    pub location: Location,
+}
+
+/// A page of versions, newest first.
+#[derive(Debug, Clone)]
+pub struct VersionPage {
+    pub versions: Vec<Version>,
+    /// The last version returned, when older ones remain.
+    pub next_before: Option<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    ddb: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl Metadata {
+    pub fn new(ddb: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Metadata {
+            ddb,
+            table: table.into(),
+        }
+    }
+
+    pub fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.ddb
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn get(&self, pk: String, sk: String) -> Result<Option<Item>> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk))
+            .key("sk", AttributeValue::S(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::upstream("dynamodb", e))?;
+        Ok(out.item.map(Item))
+    }
+
+    /// An artifact by id, within `org`.
+    pub async fn artifact(&self, org: &str, artifact_id: &str) -> Result<Option<Artifact>> {
+        self.get(artifact_pk(org, artifact_id), ARTIFACT_SK.into())
+            .await?
+            .map(|item| item.artifact())
+            .transpose()
+    }
+
+    /// An artifact by workflow and path, within `org`.
+    pub async fn artifact_at(
+        &self,
+        org: &str,
+        workflow_id: &str,
+        path: &str,
+    ) -> Result<Option<Artifact>> {
+        self.get(workflow_pk(org, workflow_id), path_sk(path))
+            .await?
+            .map(|item| item.artifact())
+            .transpose()
+    }
+
+    pub async fn version(
+        &self,
+        org: &str,
+        artifact_id: &str,
+        version: u64,
+    ) -> Result<Option<VersionRecord>> {
+        self.get(artifact_pk(org, artifact_id), version_sk(version))
+            .await?
+            .map(|item| item.version_record())
+            .transpose()
+    }
+
+    /// Versions newest first, `limit` at a time, starting below `before`.
+    pub async fn versions(
+        &self,
+        org: &str,
+        artifact_id: &str,
+        limit: u32,
+        before: Option<u64>,
+    ) -> Result<VersionPage> {
+        let upper = before.map_or_else(|| format!("{VERSION_SK_PREFIX}~"), version_sk);
+        let out = self
+            .ddb
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", AttributeValue::S(artifact_pk(org, artifact_id)))
+            .expression_attribute_values(":lo", AttributeValue::S(version_sk(0)))
+            .expression_attribute_values(":hi", AttributeValue::S(upper))
+            .projection_expression("#v, size, sha256, contentType, createdAt, createdBy")
+            .expression_attribute_names("#v", "version")
+            .scan_index_forward(false)
+            .consistent_read(true)
+            .limit(limit as i32 + 1)
+            .send()
+            .await
+            .map_err(|e| Error::upstream("dynamodb", e))?;
+        let mut versions = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| Item(i).version())
+            .collect::<Result<Vec<_>>>()?;
+        // `before` itself is excluded by BETWEEN's inclusive bound only if present.
+        versions.retain(|v| before.is_none_or(|b| v.version < b));
+        let next_before = if versions.len() > limit as usize {
+            versions.truncate(limit as usize);
+            versions.last().map(|v| v.version)
+        } else {
+            None
+        };
+        Ok(VersionPage {
+            versions,
+            next_before,
+        })
+    }
+
+    /// Commit `record` as version `artifact.latest_version`, atomically with
+    /// the artifact's new state, provided the artifact is still at
+    /// `expected_latest` (0: does not exist yet). Another writer having got
+    /// there first is [`Error::Conflict`]; nothing is written then.
+    pub async fn commit_version(
+        &self,
+        org: &str,
+        artifact: &Artifact,
+        record: &VersionRecord,
+        expected_latest: u64,
+    ) -> Result<()> {
+        let version_item = version_item(org, &artifact.artifact_id, record);
+        let by_id = artifact_item(
+            artifact,
+            artifact_pk(org, &artifact.artifact_id),
+            ARTIFACT_SK.into(),
+        );
+        let by_path = artifact_item(
+            artifact,
+            workflow_pk(org, &artifact.workflow_id),
+            path_sk(&artifact.path),
+        );
+        let expect = |item: HashMap<String, AttributeValue>| -> Result<TransactWriteItem> {
+            let put = Put::builder().table_name(&self.table).set_item(Some(item));
+            let put = if expected_latest == 0 {
+                put.condition_expression("attribute_not_exists(pk)")
+            } else {
+                put.condition_expression("latestVersion = :expected")
+                    .expression_attribute_values(":expected", n(expected_latest))
+            };
+            Ok(TransactWriteItem::builder()
+                .put(put.build().map_err(|e| Error::upstream("dynamodb", e))?)
+                .build())
+        };
+        let new_version = TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(version_item))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .build()
+                    .map_err(|e| Error::upstream("dynamodb", e))?,
+            )
+            .build();
+        let result = self
+            .ddb
+            .transact_write_items()
+            .transact_items(new_version)
+            .transact_items(expect(by_id)?)
+            .transact_items(expect(by_path)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let lost_race = e
+                    .as_service_error()
+                    .and_then(|se| match se {
+                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => Some(c),
+                        _ => None,
+                    })
+                    .is_some_and(|c| {
+                        c.cancellation_reasons().iter().any(|r| {
+                            matches!(r.code(), Some("ConditionalCheckFailed" | "TransactionConflict"))
+                        })
+                    });
+                if lost_race {
+                    Err(Error::Conflict(format!(
+                        "artifact is no longer at version {expected_latest}"
+                    )))
+                } else {
+                    Err(Error::upstream("dynamodb", e))
+                }
+            }
+        }
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn artifact_item(a: &Artifact, pk: String, sk: String) -> HashMap<String, AttributeValue> {
+    let metadata = a
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), s(v)))
+        .collect::<HashMap<_, _>>();
+    HashMap::from([
+        ("pk".into(), s(pk)),
+        ("sk".into(), s(sk)),
+        ("artifactId".into(), s(&a.artifact_id)),
+        ("workflowId".into(), s(&a.workflow_id)),
+        ("path".into(), s(&a.path)),
+        ("name".into(), s(&a.name)),
+        ("artifactType".into(), s(&a.artifact_type)),
+        ("contentType".into(), s(&a.content_type)),
+        ("size".into(), n(a.size)),
+        ("sha256".into(), s(&a.sha256)),
+        ("latestVersion".into(), n(a.latest_version)),
+        ("createdAt".into(), s(&a.created_at)),
+        ("createdBy".into(), s(&a.created_by)),
+        ("updatedAt".into(), s(&a.updated_at)),
+        ("updatedBy".into(), s(&a.updated_by)),
+        ("metadata".into(), AttributeValue::M(metadata)),
+    ])
+}
+
+fn version_item(
+    org: &str,
+    artifact_id: &str,
+    r: &VersionRecord,
+) -> HashMap<String, AttributeValue> {
+    let v = &r.version;
+    let mut item = HashMap::from([
+        ("pk".into(), s(artifact_pk(org, artifact_id))),
+        ("sk".into(), s(version_sk(v.version))),
+        ("artifactId".into(), s(artifact_id)),
+        ("version".into(), n(v.version)),
+        ("size".into(), n(v.size)),
+        ("sha256".into(), s(&v.sha256)),
+        ("contentType".into(), s(&v.content_type)),
+        ("createdAt".into(), s(&v.created_at)),
+        ("createdBy".into(), s(&v.created_by)),
+        ("contentId".into(), s(&r.content_id)),
+        (
+            "wrappedKey".into(),
+            AttributeValue::B(Blob::new(r.wrapped_key.clone())),
+        ),
+    ]);
+    match &r.location {
+        Location::Inline(ciphertext) => {
+            item.insert(
+                "inline".into(),
+                AttributeValue::B(Blob::new(ciphertext.clone())),
+            );
+        }
+        Location::S3 { version_id } => {
+            item.insert("s3VersionId".into(), s(version_id));
+        }
+    }
+    item
+}
+
+/// A raw item, read back into the model. A malformed item is an integrity
+/// problem of our own data, never the caller's fault.
+struct Item(HashMap<String, AttributeValue>);
+
+impl Item {
+    fn s(&self, name: &str) -> Result<String> {
+        match self.0.get(name) {
+            Some(AttributeValue::S(v)) => Ok(v.clone()),
+            _ => Err(malformed(name)),
+        }
+    }
+
+    fn n(&self, name: &str) -> Result<u64> {
+        match self.0.get(name) {
+            Some(AttributeValue::N(v)) => v.parse().map_err(|_| malformed(name)),
+            _ => Err(malformed(name)),
+        }
+    }
+
+    fn b(&self, name: &str) -> Option<Vec<u8>> {
+        match self.0.get(name) {
+            Some(AttributeValue::B(v)) => Some(v.as_ref().to_vec()),
+            _ => None,
+        }
+    }
+
+    fn artifact(&self) -> Result<Artifact> {
+        let metadata = match self.0.get("metadata") {
+            Some(AttributeValue::M(m)) => m
+                .iter()
+                .map(|(k, v)| match v {
+                    AttributeValue::S(v) => Ok((k.clone(), v.clone())),
+                    _ => Err(malformed("metadata")),
+                })
+                .collect::<Result<BTreeMap<_, _>>>()?,
+            None => BTreeMap::new(),
+            Some(_) => return Err(malformed("metadata")),
+        };
+        Ok(Artifact {
+            artifact_id: self.s("artifactId")?,
+            workflow_id: self.s("workflowId")?,
+            path: self.s("path")?,
+            name: self.s("name")?,
+            artifact_type: self.s("artifactType")?,
+            content_type: self.s("contentType")?,
+            size: self.n("size")?,
+            sha256: self.s("sha256")?,
+            latest_version: self.n("latestVersion")?,
+            created_at: self.s("createdAt")?,
+            created_by: self.s("createdBy")?,
+            updated_at: self.s("updatedAt")?,
+            updated_by: self.s("updatedBy")?,
+            metadata,
+        })
+    }
+
+    fn version(&self) -> Result<Version> {
+        Ok(Version {
+            version: self.n("version")?,
+            size: self.n("size")?,
+            sha256: self.s("sha256")?,
+            content_type: self.s("contentType")?,
+            created_at: self.s("createdAt")?,
+            created_by: self.s("createdBy")?,
+        })
+    }
+
+    fn version_record(&self) -> Result<VersionRecord> {
+        let location = match (self.b("inline"), self.0.get("s3VersionId")) {
+            (Some(ciphertext), None) => Location::Inline(ciphertext),
+            (None, Some(AttributeValue::S(version_id))) => Location::S3 {
+                version_id: version_id.clone(),
+            },
+            _ => return Err(malformed("inline/s3VersionId")),
+        };
+        Ok(VersionRecord {
+            version: self.version()?,
+            content_id: self.s("contentId")?,
+            wrapped_key: self
+                .b("wrappedKey")
+                .ok_or_else(|| malformed("wrappedKey"))?,
+            location,
+        })
+    }
+}
+
+fn malformed(attribute: &str) -> Error {
+    Error::Integrity(format!(
+        "stored item has a missing or malformed {attribute}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn artifact() -> Artifact {
+        Artifact {
+            artifact_id: "0123456789abcdef0123456789abcdef".into(),
+            workflow_id: "wf-1".into(),
+            path: "docs/prd.md".into(),
+            name: "prd.md".into(),
+            artifact_type: "prd".into(),
+            content_type: "text/markdown".into(),
+            size: 42,
+            sha256: "ab".repeat(32),
+            latest_version: 3,
+            created_at: "2026-01-01T00:00:00.000Z".into(),
+            created_by: "u1".into(),
+            updated_at: "2026-01-02T00:00:00.000Z".into(),
+            updated_by: "u2".into(),
+            metadata: BTreeMap::from([("owner".into(), "team".into())]),
+        }
+    }
+
+    #[test]
+    fn keys_start_with_the_org_and_sort_versions_numerically() {
+        assert!(artifact_pk("acme", "x").starts_with("acme#"));
+        assert!(workflow_pk("acme", "wf").starts_with("acme#"));
+        assert!(version_sk(9) < version_sk(10));
+        assert!(version_sk(99_999) < version_sk(100_000));
+        assert!(ARTIFACT_SK < VERSION_SK_PREFIX);
+    }
+
+    #[test]
+    fn artifact_items_round_trip() {
+        let a = artifact();
+        let item = Item(artifact_item(&a, "pk".into(), "sk".into()));
+        assert_eq!(item.artifact().unwrap(), a);
+    }
+
+    #[test]
+    fn version_items_round_trip_for_both_locations() {
+        for location in [
+            Location::Inline(vec![1, 2, 3]),
+            Location::S3 {
+                version_id: "v123".into(),
+            },
+        ] {
+            let r = VersionRecord {
+                version: Version {
+                    version: 7,
+                    size: 3,
+                    sha256: "cd".repeat(32),
+                    content_type: "text/plain".into(),
+                    created_at: "2026-01-01T00:00:00.000Z".into(),
+                    created_by: "u1".into(),
+                },
+                content_id: "c1".into(),
+                wrapped_key: vec![9; 40],
+                location,
+            };
+            let item = Item(version_item("acme", "id", &r));
+            assert_eq!(item.version_record().unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn malformed_items_are_integrity_errors() {
+        let mut raw = artifact_item(&artifact(), "pk".into(), "sk".into());
+        raw.insert("size".into(), s("not a number"));
+        assert!(matches!(Item(raw).artifact(), Err(Error::Integrity(_))));
+    }
+}

@@ -1,0 +1,458 @@
+//! Test harness: reach the emulator (or whatever `AWS_ENDPOINT_URL` names),
+//! provision uniquely named resources, and drive the real handlers with real
+//! API Gateway HTTP API v2 events built from `events/`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use artifacts::{Config, Store, config::AuthMode};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
+use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use lambda_http::{Body, Request, Response};
+use serde_json::{Value, json};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The names of one provisioned environment.
+#[derive(Debug, Clone)]
+pub struct Resources {
+    pub table: String,
+    pub bucket: String,
+    pub kms_key_id: String,
+    pub link_key_id: String,
+}
+
+impl Resources {
+    /// `KEY=VALUE` lines for an env file.
+    pub fn env_lines(&self) -> String {
+        format!(
+            "ARTIFACTS_TABLE={}\nARTIFACTS_BUCKET={}\nARTIFACTS_KMS_KEY_ID={}\nARTIFACTS_LINK_KEY_ID={}\n",
+            self.table, self.bucket, self.kms_key_id, self.link_key_id
+        )
+    }
+}
+
+/// Create (or find) the table, bucket and keys named after `name`. Idempotent.
+pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxError> {
+    let resource = format!("artifacts-{name}");
+    let ddb = aws_sdk_dynamodb::Client::new(sdk);
+    let exists = ddb
+        .describe_table()
+        .table_name(&resource)
+        .send()
+        .await
+        .is_ok();
+    if !exists {
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+        };
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+        };
+        ddb.create_table()
+            .table_name(&resource)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .key_schema(key("sk", KeyType::Range)?)
+            .attribute_definitions(attr("pk")?)
+            .attribute_definitions(attr("sk")?)
+            .send()
+            .await?;
+        ddb.update_time_to_live()
+            .table_name(&resource)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name("expiresAt")
+                    .enabled(true)
+                    .build()?,
+            )
+            .send()
+            .await?;
+    }
+
+    let s3 = s3_client(sdk);
+    if s3.head_bucket().bucket(&resource).send().await.is_err() {
+        s3.create_bucket().bucket(&resource).send().await?;
+    }
+    s3.put_bucket_versioning()
+        .bucket(&resource)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await?;
+
+    let kms = aws_sdk_kms::Client::new(sdk);
+    let kms_key_id = key_by_alias(
+        &kms,
+        &format!("alias/{resource}-data"),
+        KeySpec::SymmetricDefault,
+        KeyUsageType::EncryptDecrypt,
+    )
+    .await?;
+    let link_key_id = key_by_alias(
+        &kms,
+        &format!("alias/{resource}-links"),
+        KeySpec::Hmac256,
+        KeyUsageType::GenerateVerifyMac,
+    )
+    .await?;
+    Ok(Resources {
+        table: resource.clone(),
+        bucket: resource,
+        kms_key_id,
+        link_key_id,
+    })
+}
+
+async fn key_by_alias(
+    kms: &aws_sdk_kms::Client,
+    alias: &str,
+    spec: KeySpec,
+    usage: KeyUsageType,
+) -> Result<String, BoxError> {
+    if let Ok(found) = kms.describe_key().key_id(alias).send().await {
+        if let Some(id) = found.key_metadata().map(|m| m.key_id()) {
+            return Ok(id.to_owned());
+        }
+    }
+    let created = kms
+        .create_key()
+        .key_spec(spec)
+        .key_usage(usage)
+        .description("artifact store (local)")
+        .send()
+        .await?;
+    let id = created
+        .key_metadata()
+        .map(|m| m.key_id().to_owned())
+        .ok_or("CreateKey returned no key id")?;
+    kms.create_alias()
+        .alias_name(alias)
+        .target_key_id(&id)
+        .send()
+        .await?;
+    Ok(id)
+}
+
+/// An S3 client as the store builds it (path-style against an emulator).
+pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(sdk.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// The emulator's URL: `AWS_ENDPOINT_URL` when set (moto started by
+/// `make test`, or LocalStack), else a moto server started for this test
+/// process from the project venv, which exits when this process does.
+pub fn endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| match std::env::var("AWS_ENDPOINT_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => start_emulator().unwrap_or_else(|e| {
+            panic!("no AWS_ENDPOINT_URL and could not start moto ({e}); run `make test`")
+        }),
+    })
+}
+
+fn start_emulator() -> Result<String, BoxError> {
+    static CHILD: OnceLock<std::sync::Mutex<Child>> = OnceLock::new();
+    let root = workspace_root();
+    let port_file = std::env::temp_dir().join(format!(
+        "artifacts-emulator-{}.port",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let child = Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("scripts/emulator.py"))
+        .args(["--port", "0", "--port-file"])
+        .arg(&port_file)
+        .args(["--parent-pid", &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .spawn()?;
+    let _ = CHILD.set(std::sync::Mutex::new(child));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Ok(port) = std::fs::read_to_string(&port_file) {
+            if !port.trim().is_empty() {
+                return Ok(format!("http://127.0.0.1:{}", port.trim()));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err("moto did not start within 60 s".into())
+}
+
+/// SDK configuration pointing at the emulator, with dummy credentials.
+pub async fn sdk_config() -> SdkConfig {
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .endpoint_url(endpoint())
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "artifacts-tests",
+        ))
+        .load()
+        .await
+}
+
+/// A freshly provisioned environment and a store over it, as a function's
+/// cold start would build it.
+pub struct TestEnv {
+    pub sdk: SdkConfig,
+    pub resources: Resources,
+    pub store: Store,
+}
+
+impl TestEnv {
+    pub async fn new() -> Self {
+        Self::with_config(|_| {}).await
+    }
+
+    pub async fn with_config(adjust: impl FnOnce(&mut Config)) -> Self {
+        let sdk = sdk_config().await;
+        let name = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let resources = provision(&sdk, &name)
+            .await
+            .expect("provision test resources");
+        let mut vars = HashMap::from([
+            ("ARTIFACTS_TABLE".to_string(), resources.table.clone()),
+            ("ARTIFACTS_BUCKET".to_string(), resources.bucket.clone()),
+            (
+                "ARTIFACTS_KMS_KEY_ID".to_string(),
+                resources.kms_key_id.clone(),
+            ),
+            (
+                "ARTIFACTS_LINK_KEY_ID".to_string(),
+                resources.link_key_id.clone(),
+            ),
+        ]);
+        vars.insert(
+            "ARTIFACTS_PUBLIC_BASE_URL".into(),
+            "http://127.0.0.1:9000".into(),
+        );
+        let mut config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
+        adjust(&mut config);
+        let store = Store::new(config, &sdk);
+        TestEnv {
+            sdk,
+            resources,
+            store,
+        }
+    }
+
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk)
+    }
+
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        s3_client(&self.sdk)
+    }
+}
+
+/// A dev-mode auth setting for tests that exercise bearer tokens.
+pub fn dev_auth(secret: &str) -> AuthMode {
+    AuthMode::Dev {
+        secret: secret.as_bytes().to_vec(),
+    }
+}
+
+/// Who calls: JWT claims as API Gateway's authorizer passes them.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub org: String,
+    pub sub: String,
+    pub scopes: String,
+}
+
+impl Caller {
+    pub fn new(org: &str, scopes: &str) -> Self {
+        Caller {
+            org: org.into(),
+            sub: format!("user-of-{org}"),
+            scopes: scopes.into(),
+        }
+    }
+
+    pub fn writer(org: &str) -> Self {
+        Self::new(org, "artifacts:read artifacts:write")
+    }
+
+    pub fn reader(org: &str) -> Self {
+        Self::new(org, "artifacts:read")
+    }
+}
+
+/// An HTTP API v2 request, built by editing the real event in `events/`.
+#[derive(Debug, Clone)]
+pub struct Call {
+    event: Value,
+}
+
+impl Call {
+    fn new(method: &str, route_key: &str, path: &str) -> Self {
+        let mut event: Value =
+            serde_json::from_str(include_str!("../../events/upload.json")).expect("fixture parses");
+        event["routeKey"] = json!(format!("{method} {route_key}"));
+        event["requestContext"]["routeKey"] = event["routeKey"].clone();
+        event["rawPath"] = json!(path);
+        event["requestContext"]["http"]["path"] = json!(path);
+        event["requestContext"]["http"]["method"] = json!(method);
+        event["requestContext"]["requestId"] = json!(uuid::Uuid::new_v4().to_string());
+        event["rawQueryString"] = json!("");
+        event["queryStringParameters"] = json!({});
+        event["pathParameters"] = json!({});
+        event["headers"] = json!({"host": "api.test", "user-agent": "artifacts-tests"});
+        event["body"] = Value::Null;
+        event["isBase64Encoded"] = json!(false);
+        Call { event }.anonymous()
+    }
+
+    /// `PUT /v1/workflows/{workflowId}/artifacts/{path+}`
+    pub fn upload(workflow_id: &str, path: &str, body: &[u8]) -> Self {
+        let mut call = Self::new(
+            "PUT",
+            "/v1/workflows/{workflowId}/artifacts/{path+}",
+            &format!("/v1/workflows/{workflow_id}/artifacts/{path}"),
+        )
+        .path_param("workflowId", workflow_id)
+        .path_param("path", path);
+        call.event["body"] = json!(STANDARD.encode(body));
+        call.event["isBase64Encoded"] = json!(true);
+        call
+    }
+
+    /// `GET /v1/artifacts/{artifactId}`
+    pub fn artifact(artifact_id: &str) -> Self {
+        Self::new(
+            "GET",
+            "/v1/artifacts/{artifactId}",
+            &format!("/v1/artifacts/{artifact_id}"),
+        )
+        .path_param("artifactId", artifact_id)
+    }
+
+    /// `GET /v1/artifacts/{artifactId}/versions`
+    pub fn versions(artifact_id: &str) -> Self {
+        Self::new(
+            "GET",
+            "/v1/artifacts/{artifactId}/versions",
+            &format!("/v1/artifacts/{artifact_id}/versions"),
+        )
+        .path_param("artifactId", artifact_id)
+    }
+
+    /// `GET /v1/artifacts/{artifactId}/download`
+    pub fn download(artifact_id: &str) -> Self {
+        Self::new(
+            "GET",
+            "/v1/artifacts/{artifactId}/download",
+            &format!("/v1/artifacts/{artifact_id}/download"),
+        )
+        .path_param("artifactId", artifact_id)
+    }
+
+    pub fn path_param(mut self, name: &str, value: &str) -> Self {
+        self.event["pathParameters"][name] = json!(value);
+        self
+    }
+
+    pub fn query(mut self, name: &str, value: &str) -> Self {
+        self.event["queryStringParameters"][name] = json!(value);
+        let raw = self.event["queryStringParameters"]
+            .as_object()
+            .map(|q| {
+                q.iter()
+                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join("&")
+            })
+            .unwrap_or_default();
+        self.event["rawQueryString"] = json!(raw);
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.event["headers"][name.to_ascii_lowercase()] = json!(value);
+        self
+    }
+
+    /// Authenticated by API Gateway's JWT authorizer as `caller`.
+    pub fn by(mut self, caller: &Caller) -> Self {
+        self.event["requestContext"]["authorizer"] = json!({
+            "jwt": {
+                "claims": {
+                    "sub": caller.sub,
+                    "org_id": caller.org,
+                    "scope": caller.scopes,
+                    "iss": "https://issuer.example.com/",
+                },
+                "scopes": null
+            }
+        });
+        self
+    }
+
+    /// No authorizer context at all.
+    pub fn anonymous(mut self) -> Self {
+        self.event["requestContext"]
+            .as_object_mut()
+            .map(|c| c.remove("authorizer"));
+        self
+    }
+
+    pub fn request(&self) -> Request {
+        lambda_http::request::from_str(&self.event.to_string()).expect("a valid HTTP API v2 event")
+    }
+}
+
+/// Response body as bytes.
+pub fn bytes(response: &Response<Body>) -> Vec<u8> {
+    match response.body() {
+        Body::Empty => Vec::new(),
+        Body::Text(t) => t.as_bytes().to_vec(),
+        Body::Binary(b) => b.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// Response body as JSON (panics with the body when it is not).
+pub fn json_body(response: &Response<Body>) -> Value {
+    let raw = bytes(response);
+    serde_json::from_slice(&raw)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&raw)))
+}
+
+/// A response header as text.
+pub fn header<'r>(response: &'r Response<Body>, name: &str) -> Option<&'r str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
+}
