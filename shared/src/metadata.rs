@@ -143,7 +143,16 @@ impl Metadata {
         limit: u32,
         before: Option<u64>,
     ) -> Result<VersionPage> {
-        let upper = before.map_or_else(|| format!("{VERSION_SK_PREFIX}~"), version_sk);
+        let upper = match before {
+            None => format!("{VERSION_SK_PREFIX}~"),
+            Some(0 | 1) => {
+                return Ok(VersionPage {
+                    versions: Vec::new(),
+                    next_before: None,
+                });
+            }
+            Some(b) => version_sk(b - 1),
+        };
         let out = self
             .ddb
             .query()
@@ -152,8 +161,9 @@ impl Metadata {
             .expression_attribute_values(":pk", AttributeValue::S(artifact_pk(org, artifact_id)))
             .expression_attribute_values(":lo", AttributeValue::S(version_sk(0)))
             .expression_attribute_values(":hi", AttributeValue::S(upper))
-            .projection_expression("#v, size, sha256, contentType, createdAt, createdBy")
-            .expression_attribute_names("#v", "version")
+            .projection_expression("#version, #size, sha256, contentType, createdAt, createdBy")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#size", "size")
             .scan_index_forward(false)
             .consistent_read(true)
             .limit(limit as i32 + 1)
@@ -166,8 +176,6 @@ impl Metadata {
             .into_iter()
             .map(|i| Item(i).version())
             .collect::<Result<Vec<_>>>()?;
-        // `before` itself is excluded by BETWEEN's inclusive bound only if present.
-        versions.retain(|v| before.is_none_or(|b| v.version < b));
         let next_before = if versions.len() > limit as usize {
             versions.truncate(limit as usize);
             versions.last().map(|v| v.version)

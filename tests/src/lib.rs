@@ -19,6 +19,7 @@ use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lambda_http::{Body, Request, Response};
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::{Value, json};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -129,10 +130,10 @@ async fn key_by_alias(
     spec: KeySpec,
     usage: KeyUsageType,
 ) -> Result<String, BoxError> {
-    if let Ok(found) = kms.describe_key().key_id(alias).send().await {
-        if let Some(id) = found.key_metadata().map(|m| m.key_id()) {
-            return Ok(id.to_owned());
-        }
+    if let Ok(found) = kms.describe_key().key_id(alias).send().await
+        && let Some(id) = found.key_metadata().map(|m| m.key_id())
+    {
+        return Ok(id.to_owned());
     }
     let created = kms
         .create_key()
@@ -198,10 +199,10 @@ fn start_emulator() -> Result<String, BoxError> {
     let _ = CHILD.set(std::sync::Mutex::new(child));
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        if let Ok(port) = std::fs::read_to_string(&port_file) {
-            if !port.trim().is_empty() {
-                return Ok(format!("http://127.0.0.1:{}", port.trim()));
-            }
+        if let Ok(port) = std::fs::read_to_string(&port_file)
+            && !port.trim().is_empty()
+        {
+            return Ok(format!("http://127.0.0.1:{}", port.trim()));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -312,6 +313,29 @@ impl Caller {
     }
 }
 
+/// What API Gateway percent-encodes in `rawPath` (its `pathParameters` are decoded).
+const RAW_PATH: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// What must be percent-encoded in a query value.
+const QUERY: &AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// An HTTP API v2 request, built by editing the real event in `events/`.
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -342,7 +366,10 @@ impl Call {
         let mut call = Self::new(
             "PUT",
             "/v1/workflows/{workflowId}/artifacts/{path+}",
-            &format!("/v1/workflows/{workflow_id}/artifacts/{path}"),
+            &format!(
+                "/v1/workflows/{workflow_id}/artifacts/{}",
+                utf8_percent_encode(path, RAW_PATH)
+            ),
         )
         .path_param("workflowId", workflow_id)
         .path_param("path", path);
@@ -392,7 +419,10 @@ impl Call {
             .as_object()
             .map(|q| {
                 q.iter()
-                    .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                    .map(|(k, v)| {
+                        let v = utf8_percent_encode(v.as_str().unwrap_or_default(), QUERY);
+                        format!("{k}={v}")
+                    })
                     .collect::<Vec<_>>()
                     .join("&")
             })

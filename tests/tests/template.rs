@@ -1,0 +1,688 @@
+//! `infra/template.yaml` agrees with the code it deploys. No AWS needed.
+//!
+//! - every crate under `functions/` has a template function building its
+//!   binary, and every template function builds an existing binary;
+//! - the template serves exactly the SPEC §4 routes whose function exists,
+//!   each on the right function, all behind the JWT authorizer but the link
+//!   route;
+//! - every `ARTIFACTS_*` variable the Rust sources name is set for the
+//!   functions that may read it, and the dev-only ones never are;
+//! - `cargo lambda watch`'s router (root `Cargo.toml`) routes the same
+//!   requests to the same binaries as the template.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_yaml::Value;
+
+/// SPEC §4: every HTTP route, in API Gateway path syntax, and the function
+/// (`functions/<name>`, binary `artifacts-<name>`) that serves it.
+const SPEC_ROUTES: &[(&str, &str, &str)] = &[
+    (
+        "PUT",
+        "/v1/workflows/{workflowId}/artifacts/{path+}",
+        "upload",
+    ),
+    ("POST", "/v1/workflows/{workflowId}/uploads", "presign"),
+    ("GET", "/v1/workflows/{workflowId}/artifacts", "list"),
+    ("GET", "/v1/artifacts", "list"),
+    ("GET", "/v1/artifacts/{artifactId}", "versions"),
+    ("GET", "/v1/artifacts/{artifactId}/versions", "versions"),
+    ("GET", "/v1/artifacts/{artifactId}/download", "download"),
+    (
+        "GET",
+        "/v1/workflows/{workflowId}/artifacts/bundle",
+        "bundle",
+    ),
+    ("POST", "/v1/artifacts/{artifactId}/links", "presign"),
+    ("GET", "/v1/links/{token}", "download"),
+    ("GET", "/v1/artifacts/{artifactId}/links", "presign"),
+    ("DELETE", "/v1/links/{linkId}", "presign"),
+];
+
+/// Routes whose function exists but does not serve them yet. The test fails
+/// once such a route is in the template, so this list cannot go stale.
+const NOT_YET_SERVED: &[(&str, &str)] = &[("GET", "/v1/links/{token}")];
+
+/// The only route without a principal (SPEC §4): the token is the credential.
+const PUBLIC_ROUTE: (&str, &str) = ("GET", "/v1/links/{token}");
+
+/// SPEC §10: the only `ARTIFACTS_*` variables there are.
+const SPEC_ENV: &[&str] = &[
+    "ARTIFACTS_TABLE",
+    "ARTIFACTS_BUCKET",
+    "ARTIFACTS_KMS_KEY_ID",
+    "ARTIFACTS_LINK_KEY_ID",
+    "ARTIFACTS_PUBLIC_BASE_URL",
+    "ARTIFACTS_INLINE_MAX_BYTES",
+    "ARTIFACTS_DIRECT_MAX_BYTES",
+    "ARTIFACTS_AUTH_MODE",
+    "ARTIFACTS_DEV_JWT_SECRET",
+];
+
+/// Read by the code, never deployed: local development only (SPEC §9).
+const NEVER_DEPLOYED: &[&str] = &["ARTIFACTS_AUTH_MODE", "ARTIFACTS_DEV_JWT_SECRET"];
+
+#[test]
+fn every_function_crate_has_a_template_function_and_back() {
+    let root = workspace_root();
+    let template = Template::load(&root);
+    let crates = function_crates(&root);
+    let mut problems = template.problems.clone();
+
+    for (dir, bins) in &crates {
+        for bin in bins {
+            match template.functions_building(bin).len() {
+                1 => {}
+                0 => problems.push(format!(
+                    "functions/{dir} builds `{bin}`, but no template function has \
+                     Metadata.BuildProperties.Binary: {bin}"
+                )),
+                n => problems.push(format!("{n} template functions build `{bin}`")),
+            }
+        }
+    }
+    let known: BTreeSet<&String> = crates.values().flatten().collect();
+    for f in &template.functions {
+        if !known.contains(&f.binary) {
+            problems.push(format!(
+                "template function {} builds `{}`, which no crate under functions/ has",
+                f.id, f.binary
+            ));
+        }
+        if f.build_method.as_deref() != Some("rust-cargolambda") {
+            problems.push(format!(
+                "template function {}: Metadata.BuildMethod must be rust-cargolambda, is {:?}",
+                f.id, f.build_method
+            ));
+        }
+        // One build for all: CodeUri is the workspace root.
+        let resolved = f
+            .code_uri
+            .as_deref()
+            .and_then(|uri| root.join("infra").join(uri).canonicalize().ok());
+        if resolved.as_deref() != root.canonicalize().ok().as_deref() {
+            problems.push(format!(
+                "template function {}: CodeUri {:?} is not the workspace root (from infra/: ../)",
+                f.id, f.code_uri
+            ));
+        }
+    }
+    assert_agrees("the function crates", &problems);
+}
+
+#[test]
+fn template_serves_the_spec_routes_of_existing_functions() {
+    let root = workspace_root();
+    let template = Template::load(&root);
+    let binaries: BTreeSet<String> = function_crates(&root).into_values().flatten().collect();
+    let mut problems = template.problems.clone();
+
+    let served = template.routes();
+    let spec: BTreeMap<(&str, &str), String> = SPEC_ROUTES
+        .iter()
+        .map(|&(method, path, function)| ((method, path), binary_of(function)))
+        .collect();
+
+    for (&(method, path), binary) in &spec {
+        let pending = NOT_YET_SERVED.contains(&(method, path));
+        let key = (method.to_owned(), path.to_owned());
+        match served.get(&key) {
+            None if binaries.contains(binary) && !pending => problems.push(format!(
+                "route {method} {path} (SPEC §4, {binary}) has no HttpApi event in the template"
+            )),
+            Some(r) if pending => problems.push(format!(
+                "route {method} {path} is now in the template (on {}): \
+                 remove it from NOT_YET_SERVED",
+                r.function
+            )),
+            Some(r) if &r.binary != binary => problems.push(format!(
+                "route {method} {path} is on {} ({}), SPEC §4 says {binary}",
+                r.function, r.binary
+            )),
+            _ => {}
+        }
+    }
+    for ((method, path), r) in &served {
+        if !spec.contains_key(&(method.as_str(), path.as_str())) {
+            problems.push(format!(
+                "template route {method} {path} (on {}) is not a SPEC §4 route",
+                r.function
+            ));
+        }
+        if !template.http_apis.contains(&r.api) {
+            problems.push(format!(
+                "route {method} {path} (on {}): ApiId must be !Ref to the template's \
+                 AWS::Serverless::HttpApi, is {:?}",
+                r.function, r.api
+            ));
+        }
+        let public = (method.as_str(), path.as_str()) == PUBLIC_ROUTE;
+        if r.authorizer_none != public {
+            problems.push(format!(
+                "route {method} {path}: Auth.Authorizer NONE must be set on {} {} only",
+                PUBLIC_ROUTE.0, PUBLIC_ROUTE.1
+            ));
+        }
+    }
+    for &(method, path) in NOT_YET_SERVED {
+        if !spec.contains_key(&(method, path)) {
+            problems.push(format!(
+                "NOT_YET_SERVED names {method} {path}, not a SPEC §4 route"
+            ));
+        }
+    }
+    if template.default_authorizers.is_empty() {
+        problems.push("the HttpApi has no Auth.DefaultAuthorizer".into());
+    }
+    assert_agrees("the SPEC §4 routes", &problems);
+}
+
+#[test]
+fn every_artifacts_variable_the_code_reads_is_deployed() {
+    let root = workspace_root();
+    let template = Template::load(&root);
+    let crates = function_crates(&root);
+    let mut problems = template.problems.clone();
+
+    // Variables named in shared/ may be read by every function; those named
+    // in one function crate by that function.
+    let shared = artifacts_variables(&root.join("shared/src"));
+    for f in &template.functions {
+        let env = template.environment_of(f);
+        let own_dir = crates.iter().find(|(_, bins)| bins.contains(&f.binary));
+        let own = own_dir
+            .map(|(dir, _)| artifacts_variables(&root.join("functions").join(dir).join("src")))
+            .unwrap_or_default();
+        for (var, files) in shared.iter().chain(&own) {
+            if !NEVER_DEPLOYED.contains(&var.as_str()) && !env.contains(var) {
+                problems.push(format!(
+                    "{var} (named in {}) is not set for template function {} \
+                     (Globals.Function.Environment or its own Environment)",
+                    display_files(&root, files),
+                    f.id
+                ));
+            }
+        }
+    }
+
+    let mut deployed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for var in &template.globals_env {
+        deployed
+            .entry(var.clone())
+            .or_default()
+            .insert("Globals".into());
+    }
+    for f in &template.functions {
+        for var in &f.env {
+            deployed
+                .entry(var.clone())
+                .or_default()
+                .insert(f.id.clone());
+        }
+    }
+    for (var, places) in &deployed {
+        let places = places.iter().cloned().collect::<Vec<_>>().join(", ");
+        if NEVER_DEPLOYED.contains(&var.as_str()) {
+            problems.push(format!(
+                "{var} is dev-only but the template sets it ({places})"
+            ));
+        } else if var.starts_with("ARTIFACTS_") && !SPEC_ENV.contains(&var.as_str()) {
+            problems.push(format!(
+                "{var} is set in the template ({places}) but is not in SPEC §10"
+            ));
+        }
+    }
+    assert_agrees("the environment the code reads", &problems);
+}
+
+#[test]
+fn watch_router_routes_like_the_template() {
+    let root = workspace_root();
+    let template = Template::load(&root);
+    let mut problems = template.problems.clone();
+
+    let text = read(&root.join("Cargo.toml"));
+    let manifest = toml::Value::Table(
+        text.parse()
+            .unwrap_or_else(|e| panic!("root Cargo.toml does not parse: {e}")),
+    );
+    let router = ["workspace", "metadata", "lambda", "watch", "router"]
+        .iter()
+        .try_fold(&manifest, |v, key| v.get(key))
+        .and_then(toml::Value::as_table);
+
+    // (method or None for any method, template-syntax path) → binary
+    let mut routed: BTreeMap<(Option<String>, String), String> = BTreeMap::new();
+    match router {
+        None => {
+            problems.push("root Cargo.toml has no [workspace.metadata.lambda.watch.router]".into())
+        }
+        Some(router) => {
+            for (path, target) in router {
+                let path = router_path_to_template(path);
+                match target {
+                    toml::Value::String(binary) => {
+                        routed.insert((None, path), binary.clone());
+                    }
+                    toml::Value::Array(entries) => {
+                        for entry in entries {
+                            let method = entry.get("method").and_then(toml::Value::as_str);
+                            let binary = entry.get("function").and_then(toml::Value::as_str);
+                            match (method, binary) {
+                                (Some(m), Some(b)) => {
+                                    routed.insert((Some(m.to_uppercase()), path.clone()), b.into());
+                                }
+                                _ => problems.push(format!(
+                                    "router entry for {path} needs `method` and `function`: {entry}"
+                                )),
+                            }
+                        }
+                    }
+                    other => problems.push(format!(
+                        "router entry for {path} is neither a binary nor a list: {other}"
+                    )),
+                }
+            }
+        }
+    }
+
+    let served = template.routes();
+    for ((method, path), r) in &served {
+        let exact = routed.get(&(Some(method.clone()), path.clone()));
+        let any = routed.get(&(None, path.clone()));
+        match exact.or(any) {
+            Some(binary) if binary == &r.binary => {}
+            Some(binary) => problems.push(format!(
+                "{method} {path}: the template sends it to {}, the watch router to {binary}",
+                r.binary
+            )),
+            None => problems.push(format!(
+                "{method} {path} ({}) is in the template but not in the watch router \
+                 (path there: {})",
+                r.binary,
+                template_path_to_router(path)
+            )),
+        }
+    }
+    for ((method, path), binary) in &routed {
+        let in_template = served.iter().any(|((m, p), r)| {
+            p == path && &r.binary == binary && method.as_ref().is_none_or(|x| x == m)
+        });
+        if !in_template {
+            let method = method.as_deref().unwrap_or("(any method)");
+            problems.push(format!(
+                "the watch router sends {method} {} to {binary}, the template has no such route",
+                template_path_to_router(path)
+            ));
+        }
+    }
+    assert_agrees("the cargo lambda watch router", &problems);
+}
+
+#[test]
+fn variable_scan_finds_whole_literals_only() {
+    let src = r#"
+        let t = required("ARTIFACTS_TABLE")?;
+        const P: &str = "ARTIFACTS_"; // a prefix, not a variable
+        let s = "ARTIFACTS_DEV_JWT_SECRET is dev-only";
+        env::var("ARTIFACTS_BUCKET").ok(); env::var("OTHER_VAR").ok();
+    "#;
+    let found = artifacts_literals(src);
+    assert_eq!(
+        found,
+        BTreeSet::from(["ARTIFACTS_TABLE".to_owned(), "ARTIFACTS_BUCKET".to_owned()])
+    );
+    assert_eq!(
+        router_path_to_template("/a/{id}/b/{*path}"),
+        "/a/{id}/b/{path+}"
+    );
+    assert_eq!(
+        template_path_to_router("/a/{id}/b/{path+}"),
+        "/a/{id}/b/{*path}"
+    );
+}
+
+// ------------------------------------------------------------------ template
+
+struct Template {
+    functions: Vec<Function>,
+    globals_env: BTreeSet<String>,
+    http_apis: BTreeSet<String>,
+    default_authorizers: BTreeSet<String>,
+    /// Shapes the checks could not read, reported by every test.
+    problems: Vec<String>,
+}
+
+struct Function {
+    id: String,
+    binary: String,
+    build_method: Option<String>,
+    code_uri: Option<String>,
+    env: BTreeSet<String>,
+    routes: Vec<Route>,
+}
+
+#[derive(Clone)]
+struct Route {
+    method: String,
+    path: String,
+    api: String,
+    authorizer_none: bool,
+}
+
+struct Served {
+    function: String,
+    binary: String,
+    api: String,
+    authorizer_none: bool,
+}
+
+impl Template {
+    fn load(root: &Path) -> Template {
+        let path = root.join("infra/template.yaml");
+        let doc: Value = serde_yaml::from_str(&read(&path))
+            .unwrap_or_else(|e| panic!("{} does not parse as YAML: {e}", path.display()));
+        let mut problems = Vec::new();
+
+        let globals = doc.get("Globals").and_then(|g| g.get("Function"));
+        let globals_env = keys(globals.and_then(|g| at(g, &["Environment", "Variables"])));
+        let global_code_uri = globals
+            .and_then(|g| g.get("CodeUri"))
+            .and_then(Value::as_str);
+
+        let mut functions = Vec::new();
+        let mut http_apis = BTreeSet::new();
+        let mut default_authorizers = BTreeSet::new();
+        let resources = doc.get("Resources").and_then(Value::as_mapping);
+        for (id, resource) in resources.into_iter().flatten() {
+            let id = id.as_str().unwrap_or_default().to_owned();
+            let props = resource.get("Properties");
+            match resource.get("Type").and_then(Value::as_str) {
+                Some("AWS::Serverless::HttpApi") => {
+                    if let Some(a) = props.and_then(|p| at(p, &["Auth", "DefaultAuthorizer"])) {
+                        default_authorizers.insert(a.as_str().unwrap_or_default().to_owned());
+                    }
+                    http_apis.insert(id);
+                }
+                Some("AWS::Serverless::Function") => {
+                    let Some(binary) = at(resource, &["Metadata", "BuildProperties", "Binary"])
+                        .and_then(Value::as_str)
+                    else {
+                        problems.push(format!(
+                            "template function {id} has no Metadata.BuildProperties.Binary"
+                        ));
+                        continue;
+                    };
+                    let routes = http_api_events(&id, props, &mut problems);
+                    functions.push(Function {
+                        binary: binary.to_owned(),
+                        build_method: at(resource, &["Metadata", "BuildMethod"])
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
+                        code_uri: props
+                            .and_then(|p| p.get("CodeUri"))
+                            .and_then(Value::as_str)
+                            .or(global_code_uri)
+                            .map(str::to_owned),
+                        env: keys(props.and_then(|p| at(p, &["Environment", "Variables"]))),
+                        routes,
+                        id,
+                    });
+                }
+                _ => {}
+            }
+        }
+        if functions.is_empty() {
+            problems.push(format!(
+                "{} has no AWS::Serverless::Function",
+                path.display()
+            ));
+        }
+        Template {
+            functions,
+            globals_env,
+            http_apis,
+            default_authorizers,
+            problems,
+        }
+    }
+
+    fn functions_building(&self, binary: &str) -> Vec<&Function> {
+        self.functions
+            .iter()
+            .filter(|f| f.binary == binary)
+            .collect()
+    }
+
+    fn environment_of(&self, f: &Function) -> BTreeSet<String> {
+        self.globals_env.union(&f.env).cloned().collect()
+    }
+
+    /// (METHOD, path) → where it goes. A route on two functions is a problem
+    /// SAM would reject; the first one wins here.
+    fn routes(&self) -> BTreeMap<(String, String), Served> {
+        let mut out = BTreeMap::new();
+        for f in &self.functions {
+            for r in &f.routes {
+                out.entry((r.method.clone(), r.path.clone()))
+                    .or_insert_with(|| Served {
+                        function: f.id.clone(),
+                        binary: f.binary.clone(),
+                        api: r.api.clone(),
+                        authorizer_none: r.authorizer_none,
+                    });
+            }
+        }
+        out
+    }
+}
+
+fn http_api_events(
+    function: &str,
+    props: Option<&Value>,
+    problems: &mut Vec<String>,
+) -> Vec<Route> {
+    let mut routes = Vec::new();
+    let events = props
+        .and_then(|p| p.get("Events"))
+        .and_then(Value::as_mapping);
+    for (name, event) in events.into_iter().flatten() {
+        if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
+            continue;
+        }
+        let name = name.as_str().unwrap_or_default();
+        let p = event.get("Properties");
+        let method = p.and_then(|p| p.get("Method")).and_then(Value::as_str);
+        let path = p.and_then(|p| p.get("Path")).and_then(Value::as_str);
+        let (Some(method), Some(path)) = (method, path) else {
+            problems.push(format!(
+                "{function} event {name}: an HttpApi event needs Method and Path"
+            ));
+            continue;
+        };
+        routes.push(Route {
+            method: method.to_uppercase(),
+            path: path.to_owned(),
+            api: p
+                .and_then(|p| p.get("ApiId"))
+                .and_then(reference)
+                .unwrap_or_default(),
+            authorizer_none: p
+                .and_then(|p| at(p, &["Auth", "Authorizer"]))
+                .and_then(Value::as_str)
+                == Some("NONE"),
+        });
+    }
+    routes
+}
+
+/// The logical id in `!Ref X` or `{Ref: X}`.
+fn reference(v: &Value) -> Option<String> {
+    match v {
+        Value::Tagged(t) if t.tag.to_string().trim_start_matches('!') == "Ref" => {
+            t.value.as_str().map(str::to_owned)
+        }
+        Value::Mapping(m) => m.get("Ref").and_then(Value::as_str).map(str::to_owned),
+        _ => None,
+    }
+}
+
+fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, key| v.get(key))
+}
+
+fn keys(v: Option<&Value>) -> BTreeSet<String> {
+    v.and_then(Value::as_mapping)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, _)| k.as_str().map(str::to_owned))
+        .collect()
+}
+
+// ---------------------------------------------------------------------- code
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_path_buf()
+}
+
+fn binary_of(function: &str) -> String {
+    format!("artifacts-{function}")
+}
+
+/// functions/<dir> → its binaries: the `[[bin]]` names, else the package name.
+fn function_crates(root: &Path) -> BTreeMap<String, Vec<String>> {
+    let mut crates = BTreeMap::new();
+    let dir = root.join("functions");
+    for entry in fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("readable functions/ entry").path();
+        let manifest = path.join("Cargo.toml");
+        if !manifest.is_file() {
+            continue;
+        }
+        let table: toml::Table = read(&manifest)
+            .parse()
+            .unwrap_or_else(|e| panic!("{} does not parse: {e}", manifest.display()));
+        let mut bins: Vec<String> = table
+            .get("bin")
+            .and_then(toml::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|b| {
+                b.get("name")
+                    .and_then(toml::Value::as_str)
+                    .map(str::to_owned)
+            })
+            .collect();
+        if bins.is_empty() {
+            let name = table
+                .get("package")
+                .and_then(|p| p.get("name"))
+                .and_then(toml::Value::as_str)
+                .unwrap_or_else(|| panic!("{} has no package.name", manifest.display()));
+            bins.push(name.to_owned());
+        }
+        let dir_name = path
+            .file_name()
+            .expect("named dir")
+            .to_string_lossy()
+            .into_owned();
+        crates.insert(dir_name, bins);
+    }
+    crates
+}
+
+/// Every `"ARTIFACTS_…"` string literal in the `.rs` files under `dir`, with
+/// the files naming it. A missing directory names none.
+fn artifacts_variables(dir: &Path) -> BTreeMap<String, BTreeSet<PathBuf>> {
+    let mut found: BTreeMap<String, BTreeSet<PathBuf>> = BTreeMap::new();
+    for file in rust_files(dir) {
+        for var in artifacts_literals(&read(&file)) {
+            found.entry(var).or_default().insert(file.clone());
+        }
+    }
+    found
+}
+
+/// Names in `"ARTIFACTS_<A-Z0-9_>+"` literals: the literal must end right
+/// after the name, so prose such as `"ARTIFACTS_X is …"` does not count.
+fn artifacts_literals(source: &str) -> BTreeSet<String> {
+    const OPEN: &str = "\"ARTIFACTS_";
+    let mut names = BTreeSet::new();
+    for (at, _) in source.match_indices(OPEN) {
+        let rest = &source[at + OPEN.len()..];
+        let len = rest
+            .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(rest.len());
+        if len > 0 && rest[len..].starts_with('"') {
+            names.insert(format!("ARTIFACTS_{}", &rest[..len]));
+        }
+    }
+    names
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return files;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
+}
+
+/// `{*path}` (matchit, cargo lambda watch) → `{path+}` (API Gateway).
+fn router_path_to_template(path: &str) -> String {
+    map_segments(path, |s| {
+        s.strip_prefix("{*")
+            .and_then(|s| s.strip_suffix('}'))
+            .map(|name| format!("{{{name}+}}"))
+    })
+}
+
+/// `{path+}` (API Gateway) → `{*path}` (matchit).
+fn template_path_to_router(path: &str) -> String {
+    map_segments(path, |s| {
+        s.strip_prefix('{')
+            .and_then(|s| s.strip_suffix("+}"))
+            .map(|name| format!("{{*{name}}}"))
+    })
+}
+
+fn map_segments(path: &str, f: impl Fn(&str) -> Option<String>) -> String {
+    path.split('/')
+        .map(|s| f(s).unwrap_or_else(|| s.to_owned()))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn display_files(root: &Path, files: &BTreeSet<PathBuf>) -> String {
+    files
+        .iter()
+        .map(|f| f.strip_prefix(root).unwrap_or(f).display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn assert_agrees(what: &str, problems: &[String]) {
+    assert!(
+        problems.is_empty(),
+        "infra/template.yaml and {what} disagree:\n  - {}",
+        problems.join("\n  - ")
+    );
+}
