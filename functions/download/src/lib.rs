@@ -2,6 +2,8 @@
 //! and return it, whole or one `Range`, with the headers of SPEC §6.
 
 use artifacts::http::{self, header_str};
+use artifacts::metadata::VersionRecord;
+use artifacts::model::Artifact;
 use artifacts::{Error, Result, Store};
 use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Request, Response};
@@ -17,7 +19,18 @@ async fn download(store: &Store, req: &Request) -> Result<Response<Body>> {
     let artifact_id = http::path_param(req, "artifactId").unwrap_or_default();
     let version = http::positive_param(req, "version", u64::from(u32::MAX))?;
     let (artifact, record) = store.version(&principal, &artifact_id, version).await?;
+    serve_version(store, req, &principal.org, &artifact, &record).await
+}
 
+/// Answer a download of one version: conditionals, `Range`, headers of
+/// SPEC §6. Shared by the authenticated route and links.
+pub async fn serve_version(
+    store: &Store,
+    req: &Request,
+    org: &str,
+    artifact: &Artifact,
+    record: &VersionRecord,
+) -> Result<Response<Body>> {
     let v = &record.version;
     let etag = http::etag(&v.sha256);
     let base = || {
@@ -44,7 +57,7 @@ async fn download(store: &Store, req: &Request) -> Result<Response<Body>> {
     };
 
     let bytes = store
-        .read(&principal.org, &artifact.artifact_id, &record, range)
+        .read(org, &artifact.artifact_id, record, range)
         .await?;
     let mut response = base()
         .header(header::CONTENT_TYPE, &v.content_type)
