@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# `make dev`: run the API locally on http://127.0.0.1:9000 against the emulator.
+#
+# 1. Use the emulator AWS_ENDPOINT_URL names, or the one `make emulator-start`
+#    left running, or start one on 127.0.0.1:$PORT (default 4566) that is
+#    stopped again when this script ends.
+# 2. Provision the table, bucket and keys (idempotent: `--name dev`).
+# 3. Write .dev/env (everything the functions read) for this and other tools;
+#    the dev JWT secret is generated once per .dev/ and then reused.
+# 4. Print a dev token and a sample request, then run `cargo lambda watch`.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+venv=${VENV:-.venv}
+dev_dir=.dev
+env_file=$dev_dir/env
+secret_file=$dev_dir/jwt-secret
+api=http://127.0.0.1:9000
+mkdir -p "$dev_dir"
+
+if [[ -n ${AWS_ENDPOINT_URL:-} ]]; then
+    echo "dev: using the emulator at $AWS_ENDPOINT_URL" >&2
+elif AWS_ENDPOINT_URL=$(bash scripts/emulator.sh url 2>/dev/null); then
+    echo "dev: using the emulator already running at $AWS_ENDPOINT_URL (make emulator-stop ends it)" >&2
+else
+    trap 'bash scripts/emulator.sh stop' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    AWS_ENDPOINT_URL=$(bash scripts/emulator.sh start --port "${PORT:-4566}" --parent-pid $$)
+    echo "dev: started the emulator at $AWS_ENDPOINT_URL (log: $dev_dir/emulator.log)" >&2
+fi
+
+# Emulator credentials only: never let a real profile or session leak in.
+unset AWS_PROFILE AWS_SESSION_TOKEN AWS_DEFAULT_REGION
+export AWS_ENDPOINT_URL AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+
+echo "dev: provisioning the table, bucket and keys ..." >&2
+resources=$(cargo run -q -p artifacts-tests --bin artifacts-provision -- --name dev)
+for var in ARTIFACTS_TABLE ARTIFACTS_BUCKET ARTIFACTS_KMS_KEY_ID ARTIFACTS_LINK_KEY_ID; do
+    grep -q "^$var=." <<<"$resources" || { echo "dev: artifacts-provision did not print $var" >&2; exit 1; }
+done
+
+umask 077
+if [[ ! -s $secret_file ]]; then
+    python3 -c 'import secrets; print(secrets.token_hex(32))' >"$secret_file"
+fi
+
+{
+    echo "# Written by \`make dev\`; rewritten on every run. Local emulator only."
+    echo "AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL"
+    echo "AWS_REGION=$AWS_REGION"
+    echo "AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID"
+    echo "AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY"
+    grep '^ARTIFACTS_[A-Z0-9_]*=' <<<"$resources"
+    echo "ARTIFACTS_PUBLIC_BASE_URL=$api"
+    echo "ARTIFACTS_AUTH_MODE=dev"
+    echo "ARTIFACTS_DEV_JWT_SECRET=$(<"$secret_file")"
+    # Optional tuning, passed through when set.
+    for var in ARTIFACTS_INLINE_MAX_BYTES ARTIFACTS_DIRECT_MAX_BYTES RUST_LOG; do
+        [[ -n ${!var:-} ]] && echo "$var=${!var}"
+    done
+} >"$env_file.tmp"
+mv "$env_file.tmp" "$env_file"
+umask 022
+
+token=$(python3 scripts/dev_token.py --env-file "$env_file" --org acme --sub dev-user \
+    --scopes "artifacts:read artifacts:write")
+
+cat >&2 <<EOF
+
+  Environment:  $env_file  (AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL)
+  API:          $api/v1/...  (starts answering once cargo lambda has built the functions)
+
+  Dev token (org acme, sub dev-user, read+write, 12 h; more with \`make token\`):
+
+export TOKEN=$token
+
+  Try:
+
+curl -sS -X PUT "$api/v1/workflows/wf-1/artifacts/docs/prd.md?artifactType=prd" \\
+  -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: text/markdown' --data-binary '# PRD'
+curl -sS "$api/v1/artifacts/<artifactId>/download" -H "Authorization: Bearer \$TOKEN"
+
+EOF
+
+# `cargo lambda watch` runs cargo, so CARGO_TARGET_DIR and friends still apply.
+"$venv/bin/cargo-lambda" lambda watch -A 127.0.0.1 -P 9000 --env-file "$env_file"
