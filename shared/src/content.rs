@@ -3,8 +3,12 @@
 //! version. Only ciphertext is ever written here.
 
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
 use crate::error::{Error, Result};
+
+/// Multipart part size: S3's minimum is 5 MiB; memory use is about one part.
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
 
 pub fn content_key(org: &str, artifact_id: &str) -> String {
     format!("orgs/{org}/artifacts/{artifact_id}")
@@ -86,5 +90,138 @@ impl Content {
             .await
             .map_err(|e| Error::upstream("s3", e))?;
         Ok(())
+    }
+}
+
+/// A streamed multipart upload: buffer one part, upload it, repeat. Memory
+/// use is about one part whatever the object size; nothing is visible at the
+/// key until [`Multipart::finish`].
+pub struct Multipart {
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    key: String,
+    upload_id: String,
+    parts: Vec<CompletedPart>,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for Multipart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Multipart")
+            .field("key", &self.key)
+            .field("parts", &self.parts.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Multipart {
+    pub async fn start(
+        s3: &aws_sdk_s3::Client,
+        bucket: &str,
+        key: &str,
+        content_type: &str,
+        disposition: Option<&str>,
+    ) -> Result<Multipart> {
+        let created = s3
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .set_content_disposition(disposition.map(str::to_owned))
+            .set_cache_control(disposition.map(|_| "private, no-store".to_owned()))
+            .send()
+            .await
+            .map_err(|e| Error::upstream("s3", e))?;
+        let upload_id = created
+            .upload_id()
+            .ok_or_else(|| Error::upstream("s3", "CreateMultipartUpload returned no upload id"))?
+            .to_owned();
+        Ok(Multipart {
+            s3: s3.clone(),
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            upload_id,
+            parts: Vec::new(),
+            buf: Vec::with_capacity(PART_SIZE),
+        })
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub async fn write(&mut self, mut data: &[u8]) -> Result<()> {
+        while !data.is_empty() {
+            let room = PART_SIZE - self.buf.len();
+            let (now, later) = data.split_at(room.min(data.len()));
+            self.buf.extend_from_slice(now);
+            data = later;
+            if self.buf.len() == PART_SIZE {
+                self.flush().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        let part_number = self.parts.len() as i32 + 1;
+        let body = std::mem::replace(&mut self.buf, Vec::with_capacity(PART_SIZE));
+        let out = self
+            .s3
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .part_number(part_number)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| Error::upstream("s3", e))?;
+        self.parts.push(
+            CompletedPart::builder()
+                .part_number(part_number)
+                .set_e_tag(out.e_tag().map(str::to_owned))
+                .build(),
+        );
+        Ok(())
+    }
+
+    /// Upload what is buffered and make the object visible; returns its
+    /// `VersionId` when the bucket is versioned.
+    pub async fn finish(mut self) -> Result<Option<String>> {
+        if !self.buf.is_empty() || self.parts.is_empty() {
+            self.flush().await?;
+        }
+        let done = self
+            .s3
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(std::mem::take(&mut self.parts)))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| Error::upstream("s3", e))?;
+        Ok(done.version_id().map(str::to_owned))
+    }
+
+    /// Give up: the parts are discarded and nothing appears at the key.
+    pub async fn abort(self) {
+        let result = self
+            .s3
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .send()
+            .await;
+        if let Err(e) = result {
+            // The lifecycle rule aborts incomplete uploads after a day.
+            tracing::warn!(error = ?e, "could not abort a multipart upload");
+        }
     }
 }

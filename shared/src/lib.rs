@@ -5,16 +5,23 @@
 //! (paths, versioning, crypto, authorization) live here, once.
 
 pub mod auth;
+pub mod bundle;
 pub mod config;
 pub mod content;
 pub mod crypto;
+pub mod delivery;
 pub mod envelope;
 pub mod error;
 pub mod http;
+pub mod links;
+pub mod listing;
 pub mod metadata;
 pub mod model;
+pub mod reader;
 pub mod store;
 pub mod telemetry;
+pub mod uploads;
+pub mod zip;
 
 pub use config::Config;
 pub use error::{Error, Result};

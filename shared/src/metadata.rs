@@ -2,16 +2,26 @@
 //! partition key starting with the org so a request can only ever address its
 //! own org's items.
 //!
-//! | item | pk | sk |
-//! |---|---|---|
-//! | artifact (by id) | `{org}#A#{artifactId}` | `#META` |
-//! | version | `{org}#A#{artifactId}` | `V#{version:010}` |
-//! | artifact (by path, listing) | `{org}#W#{workflowId}` | `P#{path}` |
+//! | item | pk | sk | gsi1pk | gsi1sk |
+//! |---|---|---|---|---|
+//! | artifact (by id) | `{org}#A#{artifactId}` | `#META` | `{org}#L` | `{createdAt}#{artifactId}` |
+//! | version | `{org}#A#{artifactId}` | `V#{version:010}` | | |
+//! | artifact (by path, listing) | `{org}#W#{workflowId}` | `P#{path}` | `{org}#W#{workflowId}` | `{createdAt}#{artifactId}` |
 //!
-//! The two artifact items carry the same attributes and change together, in
-//! the one `TransactWriteItems` that adds a version: reads by id and by path
-//! are each one strongly consistent `GetItem`, and a workflow listing reads one
-//! item per artifact. The path item is the arbiter between concurrent writers.
+//! The two artifact items carry the same attributes (keys apart) and change
+//! together, in the one `TransactWriteItems` that adds a version: reads by id
+//! and by path are each one strongly consistent `GetItem`, and a workflow
+//! listing reads one item per artifact. The path item is the arbiter between
+//! concurrent writers.
+//!
+//! The global secondary index [`LIBRARY_INDEX`] (`gsi1pk`/`gsi1sk`, all
+//! attributes projected) orders artifacts by creation time: the by-id items
+//! form one partition per org (the org-wide library, `GET /v1/artifacts`), the
+//! by-path items one per workflow (the library narrowed to a workflow). Both
+//! keys are fixed when an artifact is created (`createdAt` never changes), so
+//! a date range is a key condition and "newest first" a backwards Query. The
+//! index is eventually consistent and only ever read by listings (SPEC §5:
+//! reads that follow a write stay on the base table). See [`crate::listing`].
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -38,6 +48,42 @@ pub fn workflow_pk(org: &str, workflow_id: &str) -> String {
 
 pub fn path_sk(path: &str) -> String {
     format!("P#{path}")
+}
+
+/// The global secondary index of the artifact library (see the module doc).
+pub const LIBRARY_INDEX: &str = "gsi1";
+
+/// The library index partition of an org's artifacts (the by-id items). The
+/// by-path items of a workflow use [`workflow_pk`] there.
+pub fn library_pk(org: &str) -> String {
+    format!("{org}#L")
+}
+
+/// The library index sort key: creation time, then id (unique, and `#` sorts
+/// below every hex digit so an id never changes the order of two times).
+pub fn library_sk(created_at: &str, artifact_id: &str) -> String {
+    format!("{created_at}#{artifact_id}")
+}
+
+/// The two artifact items (by id, by path) as a version commit writes them,
+/// library index keys included.
+pub fn artifact_items(org: &str, artifact: &Artifact) -> [HashMap<String, AttributeValue>; 2] {
+    let index_sk = library_sk(&artifact.created_at, &artifact.artifact_id);
+    let mut by_id = artifact_item(
+        artifact,
+        artifact_pk(org, &artifact.artifact_id),
+        ARTIFACT_SK.into(),
+    );
+    by_id.insert("gsi1pk".into(), s(library_pk(org)));
+    by_id.insert("gsi1sk".into(), s(&index_sk));
+    let mut by_path = artifact_item(
+        artifact,
+        workflow_pk(org, &artifact.workflow_id),
+        path_sk(&artifact.path),
+    );
+    by_path.insert("gsi1pk".into(), s(workflow_pk(org, &artifact.workflow_id)));
+    by_path.insert("gsi1sk".into(), s(index_sk));
+    [by_id, by_path]
 }
 
 /// Where a version's ciphertext lives.
@@ -190,26 +236,20 @@ impl Metadata {
 
     /// Commit `record` as version `artifact.latest_version`, atomically with
     /// the artifact's new state, provided the artifact is still at
-    /// `expected_latest` (0: does not exist yet). Another writer having got
-    /// there first is [`Error::Conflict`]; nothing is written then.
+    /// `expected_latest` (0: does not exist yet), together with `also` (an
+    /// upload session's completion, whose condition makes ingest exactly
+    /// once). Another writer having got there first, or `also`'s condition
+    /// failing, is [`Error::Conflict`]; nothing is written then.
     pub async fn commit_version(
         &self,
         org: &str,
         artifact: &Artifact,
         record: &VersionRecord,
         expected_latest: u64,
+        also: Option<TransactWriteItem>,
     ) -> Result<()> {
         let version_item = version_item(org, &artifact.artifact_id, record);
-        let by_id = artifact_item(
-            artifact,
-            artifact_pk(org, &artifact.artifact_id),
-            ARTIFACT_SK.into(),
-        );
-        let by_path = artifact_item(
-            artifact,
-            workflow_pk(org, &artifact.workflow_id),
-            path_sk(&artifact.path),
-        );
+        let [by_id, by_path] = artifact_items(org, artifact);
         let expect = |item: HashMap<String, AttributeValue>| -> Result<TransactWriteItem> {
             let put = Put::builder().table_name(&self.table).set_item(Some(item));
             let put = if expected_latest == 0 {
@@ -232,14 +272,18 @@ impl Metadata {
                     .map_err(|e| Error::upstream("dynamodb", e))?,
             )
             .build();
-        let result = self
+        let request = self
             .ddb
             .transact_write_items()
             .transact_items(new_version)
             .transact_items(expect(by_id)?)
-            .transact_items(expect(by_path)?)
-            .send()
-            .await;
+            .transact_items(expect(by_path)?);
+        let result = match also {
+            Some(item) => request.transact_items(item),
+            None => request,
+        }
+        .send()
+        .await;
         match result {
             Ok(_) => Ok(()),
             Err(e) => {
@@ -300,7 +344,9 @@ fn artifact_item(a: &Artifact, pk: String, sk: String) -> HashMap<String, Attrib
     ])
 }
 
-fn version_item(
+/// The version item a version commit writes (public for bulk seeding in
+/// tests and benchmarks, which must write exactly what commits write).
+pub fn version_item(
     org: &str,
     artifact_id: &str,
     r: &VersionRecord,
@@ -420,6 +466,11 @@ impl Item {
             location,
         })
     }
+}
+
+/// An artifact item of either kind (or its library index copy), read raw by a listing.
+pub(crate) fn artifact_of(item: HashMap<String, AttributeValue>) -> Result<Artifact> {
+    Item(item).artifact()
 }
 
 fn malformed(attribute: &str) -> Error {

@@ -190,12 +190,17 @@ pub fn new_artifact_id() -> String {
 
 /// Current time as RFC 3339 UTC with millisecond precision.
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
+    rfc3339(time::OffsetDateTime::now_utc())
+}
+
+/// A time as RFC 3339 UTC with millisecond precision, the API's one format.
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
-    now.format(&format)
-        .unwrap_or_else(|_| now.unix_timestamp().to_string())
+    t.format(&format)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use crate::auth::{Principal, Scope};
 use crate::config::{Config, ConfigError};
 use crate::content::{Content, content_key};
 use crate::crypto;
+use crate::delivery::Deliveries;
 use crate::envelope::{Envelope, KeyContext};
 use crate::error::{Error, Result};
 use crate::metadata::{Location, Metadata, VersionPage, VersionRecord};
@@ -58,6 +59,61 @@ struct Sealed {
     content_id: String,
     wrapped_key: Vec<u8>,
     location: Location,
+    size: u64,
+    sha256: String,
+}
+
+/// Where a new version's plaintext comes from.
+pub(crate) enum Payload<'a> {
+    /// A request body, already hashed.
+    Body { bytes: &'a [u8], sha256: String },
+    /// A staged upload in the bucket, of a declared size (and maybe hash).
+    Staged {
+        key: &'a str,
+        size: u64,
+        sha256: Option<&'a str>,
+    },
+}
+
+/// Everything about a new version but its content, validated.
+#[derive(Debug, Clone)]
+pub(crate) struct VersionSpec {
+    pub workflow_id: String,
+    pub path: ArtifactPath,
+    pub artifact_type: Option<String>,
+    pub content_type: String,
+    pub metadata: Option<BTreeMap<String, String>>,
+    pub condition: WriteCondition,
+}
+
+impl VersionSpec {
+    pub(crate) fn validate(
+        workflow_id: &str,
+        path: &str,
+        artifact_type: Option<String>,
+        content_type: Option<String>,
+        metadata: Option<BTreeMap<String, String>>,
+        condition: WriteCondition,
+    ) -> Result<Self> {
+        model::validate_workflow_id(workflow_id)?;
+        let path = ArtifactPath::parse(path)?;
+        if let Some(t) = &artifact_type {
+            model::validate_artifact_type(t)?;
+        }
+        let content_type = content_type.unwrap_or_else(|| DEFAULT_CONTENT_TYPE.to_owned());
+        model::validate_content_type(&content_type)?;
+        if let Some(m) = &metadata {
+            model::validate_metadata(m)?;
+        }
+        Ok(VersionSpec {
+            workflow_id: workflow_id.to_owned(),
+            path,
+            artifact_type,
+            content_type,
+            metadata,
+            condition,
+        })
+    }
 }
 
 /// Everything a function needs, built once per cold start.
@@ -67,6 +123,9 @@ pub struct Store {
     pub metadata: Metadata,
     pub content: Content,
     pub envelope: Envelope,
+    pub deliveries: Deliveries,
+    /// The KMS HMAC key that signs and verifies link tokens (SPEC §8).
+    pub link_key: crate::links::LinkKey,
 }
 
 impl Store {
@@ -83,10 +142,28 @@ impl Store {
         let s3 = aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(sdk.endpoint_url().is_some())
             .build();
+        Self::with_clients(
+            config,
+            aws_sdk_dynamodb::Client::new(sdk),
+            aws_sdk_s3::Client::from_conf(s3),
+            aws_sdk_kms::Client::new(sdk),
+        )
+    }
+
+    /// A store over clients built elsewhere (for example with SDK
+    /// interceptors that inject faults in tests).
+    pub fn with_clients(
+        config: Config,
+        ddb: aws_sdk_dynamodb::Client,
+        s3: aws_sdk_s3::Client,
+        kms: aws_sdk_kms::Client,
+    ) -> Self {
         Store {
-            metadata: Metadata::new(aws_sdk_dynamodb::Client::new(sdk), &config.table),
-            content: Content::new(aws_sdk_s3::Client::from_conf(s3), &config.bucket),
-            envelope: Envelope::new(aws_sdk_kms::Client::new(sdk), &config.kms_key_id),
+            metadata: Metadata::new(ddb, &config.table),
+            deliveries: Deliveries::new(s3.clone(), &config.bucket),
+            content: Content::new(s3, &config.bucket),
+            link_key: crate::links::LinkKey::new(kms.clone(), config.link_key_id.clone()),
+            envelope: Envelope::new(kms, &config.kms_key_id),
             config,
         }
     }
@@ -96,17 +173,14 @@ impl Store {
     /// commit, so no version ever points at missing content.
     pub async fn put(&self, principal: &Principal, new: NewVersion) -> Result<(Artifact, Version)> {
         principal.require(Scope::Write)?;
-        let org = principal.org.as_str();
-        model::validate_workflow_id(&new.workflow_id)?;
-        let path = ArtifactPath::parse(&new.path)?;
-        if let Some(t) = &new.artifact_type {
-            model::validate_artifact_type(t)?;
-        }
-        let content_type = new.content_type.as_deref().unwrap_or(DEFAULT_CONTENT_TYPE);
-        model::validate_content_type(content_type)?;
-        if let Some(m) = &new.metadata {
-            model::validate_metadata(m)?;
-        }
+        let spec = VersionSpec::validate(
+            &new.workflow_id,
+            &new.path,
+            new.artifact_type,
+            new.content_type,
+            new.metadata,
+            new.condition,
+        )?;
         let size = new.body.len() as u64;
         if size > MAX_DIRECT_UPLOAD_BYTES {
             return Err(Error::TooLarge {
@@ -123,19 +197,48 @@ impl Store {
                 "does not match the SHA-256 of the body",
             ));
         }
+        let payload = Payload::Body {
+            bytes: &new.body,
+            sha256,
+        };
+        self.commit(&principal.org, &principal.subject, &spec, &payload, None)
+            .await?
+            .ok_or_else(|| Error::upstream("store", "a direct upload has no upload session"))
+    }
 
+    /// The one way a version is added: read the current state, seal the
+    /// payload for the artifact, commit version and artifact in one
+    /// transaction, and retry when a concurrent writer got there first.
+    /// With `upload`, the transaction also completes that upload session;
+    /// `Ok(None)` means another delivery of it already did.
+    pub(crate) async fn commit(
+        &self,
+        org: &str,
+        author: &str,
+        spec: &VersionSpec,
+        payload: &Payload<'_>,
+        upload: Option<&str>,
+    ) -> Result<Option<(Artifact, Version)>> {
+        let path = spec.path.as_str();
         let mut sealed: Option<Sealed> = None;
         for attempt in 0..MAX_COMMIT_ATTEMPTS {
+            if let Some(upload_id) = upload {
+                match self.upload_completed(org, upload_id).await {
+                    Ok(false) => {}
+                    Ok(true) => return Ok(self.abandon(org, sealed, None).await),
+                    Err(e) => return Err(self.abandon(org, sealed, e).await),
+                }
+            }
             let current = match self
                 .metadata
-                .artifact_at(org, &new.workflow_id, path.as_str())
+                .artifact_at(org, &spec.workflow_id, path)
                 .await
             {
                 Ok(current) => current,
                 Err(e) => return Err(self.abandon(org, sealed, e).await),
             };
             let latest = current.as_ref().map_or(0, |a| a.latest_version);
-            let refused = match (new.condition, &current) {
+            let refused = match (spec.condition, &current) {
                 (WriteCondition::LatestIs(n), _) if n != latest => Some(Error::Conflict(format!(
                     "latest version is {latest}, not {n}"
                 ))),
@@ -161,42 +264,42 @@ impl Store {
                     if let Some(stale) = stale {
                         self.discard(org, &stale).await;
                     }
-                    self.seal(org, &artifact_id, &new.body).await?
+                    self.seal(org, &artifact_id, payload).await?
                 }
             };
 
             let now = model::now_rfc3339();
             let version = Version {
                 version: latest + 1,
-                size,
-                sha256: sha256.clone(),
-                content_type: content_type.to_owned(),
+                size: ready.size,
+                sha256: ready.sha256.clone(),
+                content_type: spec.content_type.clone(),
                 created_at: now.clone(),
-                created_by: principal.subject.clone(),
+                created_by: author.to_owned(),
             };
             let artifact = Artifact {
                 artifact_id,
-                workflow_id: new.workflow_id.clone(),
-                path: path.as_str().to_owned(),
-                name: path.file_name().to_owned(),
-                artifact_type: new
+                workflow_id: spec.workflow_id.clone(),
+                path: path.to_owned(),
+                name: spec.path.file_name().to_owned(),
+                artifact_type: spec
                     .artifact_type
                     .clone()
                     .or_else(|| current.as_ref().map(|a| a.artifact_type.clone()))
                     .unwrap_or_else(|| DEFAULT_ARTIFACT_TYPE.to_owned()),
-                content_type: content_type.to_owned(),
-                size,
-                sha256: sha256.clone(),
+                content_type: spec.content_type.clone(),
+                size: ready.size,
+                sha256: ready.sha256.clone(),
                 latest_version: latest + 1,
                 created_at: current
                     .as_ref()
                     .map_or_else(|| now.clone(), |a| a.created_at.clone()),
                 created_by: current
                     .as_ref()
-                    .map_or_else(|| principal.subject.clone(), |a| a.created_by.clone()),
+                    .map_or_else(|| author.to_owned(), |a| a.created_by.clone()),
                 updated_at: now,
-                updated_by: principal.subject.clone(),
-                metadata: new
+                updated_by: author.to_owned(),
+                metadata: spec
                     .metadata
                     .clone()
                     .or_else(|| current.as_ref().map(|a| a.metadata.clone()))
@@ -208,15 +311,17 @@ impl Store {
                 wrapped_key: ready.wrapped_key.clone(),
                 location: ready.location.clone(),
             };
+            let completes = upload
+                .map(|id| self.upload_completion(org, id, &artifact, version.version))
+                .transpose()?;
             match self
                 .metadata
-                .commit_version(org, &artifact, &record, latest)
+                .commit_version(org, &artifact, &record, latest, completes)
                 .await
             {
-                Ok(()) => return Ok((artifact, version)),
+                Ok(()) => return Ok(Some((artifact, version))),
                 Err(Error::Conflict(_))
-                    if new.condition == WriteCondition::Any
-                        || new.condition == WriteCondition::Absent =>
+                    if matches!(spec.condition, WriteCondition::Any | WriteCondition::Absent) =>
                 {
                     tracing::debug!(attempt, "lost a commit race; retrying");
                     sealed = Some(ready);
@@ -322,7 +427,7 @@ impl Store {
         }
     }
 
-    async fn seal(&self, org: &str, artifact_id: &str, plaintext: &[u8]) -> Result<Sealed> {
+    async fn seal(&self, org: &str, artifact_id: &str, payload: &Payload<'_>) -> Result<Sealed> {
         let content_id = uuid::Uuid::new_v4().simple().to_string();
         let key = self
             .envelope
@@ -332,40 +437,72 @@ impl Store {
                 content_id: &content_id,
             })
             .await?;
-        let ciphertext = crypto::seal(&key.plaintext, plaintext);
-        let location = if ciphertext.len() <= self.config.inline_max_bytes {
-            Location::Inline(ciphertext)
-        } else {
-            let version_id = self
-                .content
-                .put(&content_key(org, artifact_id), ciphertext)
-                .await?;
-            Location::S3 { version_id }
+        let (location, size, sha256) = match payload {
+            Payload::Body { bytes, sha256 } => {
+                let ciphertext = crypto::seal(&key.plaintext, bytes);
+                let location = if ciphertext.len() <= self.config.inline_max_bytes {
+                    Location::Inline(ciphertext)
+                } else {
+                    let version_id = self
+                        .content
+                        .put(&content_key(org, artifact_id), ciphertext)
+                        .await?;
+                    Location::S3 { version_id }
+                };
+                (location, bytes.len() as u64, sha256.clone())
+            }
+            Payload::Staged {
+                key: staged,
+                size,
+                sha256,
+            } => {
+                let (location, actual) = self
+                    .seal_staged(org, artifact_id, staged, *size, &key.plaintext)
+                    .await?;
+                if let Some(expected) = sha256
+                    && !expected.eq_ignore_ascii_case(&actual)
+                {
+                    self.discard_location(org, artifact_id, &location).await;
+                    return Err(Error::bad_request(
+                        "sha256",
+                        "the uploaded bytes do not match the declared SHA-256",
+                    ));
+                }
+                (location, *size, actual)
+            }
         };
         Ok(Sealed {
             artifact_id: artifact_id.to_owned(),
             content_id,
             wrapped_key: key.wrapped,
             location,
+            size,
+            sha256,
         })
     }
 
     /// Remove content that no committed version points at (best effort: an
     /// orphaned object version costs storage, never correctness).
     async fn discard(&self, org: &str, sealed: &Sealed) {
-        if let Location::S3 { version_id } = &sealed.location {
-            let key = content_key(org, &sealed.artifact_id);
+        self.discard_location(org, &sealed.artifact_id, &sealed.location)
+            .await;
+    }
+
+    pub(crate) async fn discard_location(&self, org: &str, artifact_id: &str, location: &Location) {
+        if let Location::S3 { version_id } = location {
+            let key = content_key(org, artifact_id);
             if let Err(e) = self.content.delete_version(&key, version_id).await {
                 tracing::warn!(error = %e, "could not remove uncommitted content version");
             }
         }
     }
 
-    async fn abandon(&self, org: &str, sealed: Option<Sealed>, err: Error) -> Error {
+    /// Clean up sealed content that will not be committed, and pass `outcome` on.
+    async fn abandon<T>(&self, org: &str, sealed: Option<Sealed>, outcome: T) -> T {
         if let Some(s) = sealed {
             self.discard(org, &s).await;
         }
-        err
+        outcome
     }
 }
 

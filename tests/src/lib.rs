@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use artifacts::{Config, Store, config::AuthMode};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
+    GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
@@ -47,25 +48,62 @@ impl Resources {
 pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxError> {
     let resource = format!("artifacts-{name}");
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
-    let exists = ddb
-        .describe_table()
-        .table_name(&resource)
-        .send()
-        .await
-        .is_ok();
+    let described = ddb.describe_table().table_name(&resource).send().await;
+    let exists = described.is_ok();
+    let key = |name: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+    };
+    let attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+    };
+    // The listing library index (shared/src/metadata.rs, infra/template.yaml).
+    let library_keys = || -> Result<_, BoxError> {
+        Ok((
+            vec![
+                key("gsi1pk", KeyType::Hash)?,
+                key("gsi1sk", KeyType::Range)?,
+            ],
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        ))
+    };
+    let has_library_index = described.as_ref().is_ok_and(|d| {
+        d.table()
+            .map(|t| t.global_secondary_indexes())
+            .unwrap_or_default()
+            .iter()
+            .any(|i| i.index_name() == Some(artifacts::metadata::LIBRARY_INDEX))
+    });
+    if exists && !has_library_index {
+        // A table provisioned before the index existed (make dev).
+        let (keys, projection) = library_keys()?;
+        ddb.update_table()
+            .table_name(&resource)
+            .attribute_definitions(attr("gsi1pk")?)
+            .attribute_definitions(attr("gsi1sk")?)
+            .global_secondary_index_updates(
+                GlobalSecondaryIndexUpdate::builder()
+                    .create(
+                        CreateGlobalSecondaryIndexAction::builder()
+                            .index_name(artifacts::metadata::LIBRARY_INDEX)
+                            .set_key_schema(Some(keys))
+                            .projection(projection)
+                            .build()?,
+                    )
+                    .build(),
+            )
+            .send()
+            .await?;
+    }
     if !exists {
-        let key = |name: &str, kind| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-        };
-        let attr = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-        };
+        let (keys, projection) = library_keys()?;
         ddb.create_table()
             .table_name(&resource)
             .billing_mode(BillingMode::PayPerRequest)
@@ -73,6 +111,15 @@ pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxErro
             .key_schema(key("sk", KeyType::Range)?)
             .attribute_definitions(attr("pk")?)
             .attribute_definitions(attr("sk")?)
+            .attribute_definitions(attr("gsi1pk")?)
+            .attribute_definitions(attr("gsi1sk")?)
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(artifacts::metadata::LIBRARY_INDEX)
+                    .set_key_schema(Some(keys))
+                    .projection(projection)
+                    .build()?,
+            )
             .send()
             .await?;
         ddb.update_time_to_live()
@@ -408,6 +455,110 @@ impl Call {
         .path_param("artifactId", artifact_id)
     }
 
+    /// `GET /v1/workflows/{workflowId}/artifacts` (list).
+    pub fn list_workflow(workflow_id: &str) -> Self {
+        Self::new(
+            "GET",
+            "/v1/workflows/{workflowId}/artifacts",
+            &format!("/v1/workflows/{workflow_id}/artifacts"),
+        )
+        .path_param("workflowId", workflow_id)
+    }
+
+    /// `GET /v1/artifacts` (list: the org-wide library).
+    pub fn list_library() -> Self {
+        Self::new("GET", "/v1/artifacts", "/v1/artifacts")
+    }
+
+    /// `POST /v1/artifacts/{artifactId}/links` with a JSON body (presign).
+    pub fn create_link(artifact_id: &str, body: &Value) -> Self {
+        let mut call = Self::new(
+            "POST",
+            "/v1/artifacts/{artifactId}/links",
+            &format!("/v1/artifacts/{artifact_id}/links"),
+        )
+        .path_param("artifactId", artifact_id)
+        .header("content-type", "application/json");
+        call.event["body"] = json!(body.to_string());
+        call
+    }
+
+    /// `POST /v1/workflows/{workflowId}/uploads` (presign).
+    pub fn create_upload(workflow_id: &str, body: &Value) -> Self {
+        let mut call = Self::new(
+            "POST",
+            "/v1/workflows/{workflowId}/uploads",
+            &format!("/v1/workflows/{workflow_id}/uploads"),
+        )
+        .path_param("workflowId", workflow_id)
+        .header("content-type", "application/json");
+        call.event["body"] = json!(body.to_string());
+        call
+    }
+
+    /// `GET /v1/artifacts/{artifactId}/links` (presign).
+    pub fn list_links(artifact_id: &str) -> Self {
+        Self::new(
+            "GET",
+            "/v1/artifacts/{artifactId}/links",
+            &format!("/v1/artifacts/{artifact_id}/links"),
+        )
+        .path_param("artifactId", artifact_id)
+    }
+
+    /// `DELETE /v1/links/{linkId}` (presign), as the template routes it:
+    /// under download's parameter name, `{token}` (see infra/template.yaml).
+    pub fn revoke_link(link_id: &str) -> Self {
+        Self::new(
+            "DELETE",
+            "/v1/links/{token}",
+            &format!("/v1/links/{link_id}"),
+        )
+        .path_param("token", link_id)
+    }
+
+    /// `GET /v1/links/{token}` (download): no authorizer on this route.
+    pub fn link(token: &str) -> Self {
+        Self::new("GET", "/v1/links/{token}", &format!("/v1/links/{token}"))
+            .path_param("token", token)
+    }
+
+    /// Replace the raw body (e.g. invalid JSON).
+    pub fn raw_body(mut self, body: &str) -> Self {
+        self.event["body"] = json!(body);
+        self.event["isBase64Encoded"] = json!(false);
+        self
+    }
+
+    /// `GET /v1/workflows/{workflowId}/artifacts/bundle`
+    pub fn bundle(workflow_id: &str) -> Self {
+        Self::new(
+            "GET",
+            "/v1/workflows/{workflowId}/artifacts/bundle",
+            &format!("/v1/workflows/{workflow_id}/artifacts/bundle"),
+        )
+        .path_param("workflowId", workflow_id)
+    }
+
+    /// A repeated query parameter (`pin=a&pin=b`), as API Gateway passes it:
+    /// each value in `rawQueryString` (which the runtime parses), joined
+    /// with commas in `queryStringParameters`. Call it after [`Call::query`].
+    pub fn query_repeated(mut self, name: &str, values: &[&str]) -> Self {
+        self.event["queryStringParameters"][name] = json!(values.join(","));
+        let mut raw = self.event["rawQueryString"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        for value in values {
+            if !raw.is_empty() {
+                raw.push('&');
+            }
+            raw.push_str(&format!("{name}={}", utf8_percent_encode(value, QUERY)));
+        }
+        self.event["rawQueryString"] = json!(raw);
+        self
+    }
+
     pub fn path_param(mut self, name: &str, value: &str) -> Self {
         self.event["pathParameters"][name] = json!(value);
         self
@@ -427,6 +578,13 @@ impl Call {
                     .join("&")
             })
             .unwrap_or_default();
+        self.event["rawQueryString"] = json!(raw);
+        self
+    }
+
+    /// The raw query string exactly as given (repeated or odd parameters);
+    /// the handlers parse `rawQueryString`.
+    pub fn raw_query(mut self, raw: &str) -> Self {
         self.event["rawQueryString"] = json!(raw);
         self
     }

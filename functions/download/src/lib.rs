@@ -1,15 +1,40 @@
 //! `GET /v1/artifacts/{artifactId}/download[?version=N]`: decrypt one version
 //! and return it, whole or one `Range`, with the headers of SPEC §6.
+//! `GET /v1/links/{token}` (no principal: the token is the credential, SPEC
+//! §8) answers the same way for the version the link pins.
 
 use artifacts::http::{self, header_str};
+use artifacts::links;
 use artifacts::metadata::VersionRecord;
 use artifacts::model::Artifact;
 use artifacts::{Error, Result, Store};
-use lambda_http::http::{StatusCode, header};
+use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 
 pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    if let Some(token) = link_token(&req) {
+        return Ok(link(store, &req, &token).await);
+    }
     Ok(http::finish(&req, download(store, &req).await))
+}
+
+/// The token of `GET /v1/links/{token}`, by method and path (any stage or
+/// base-path prefix), not by `routeKey`.
+fn link_token(req: &Request) -> Option<String> {
+    let mut tail = req.uri().path().trim_end_matches('/').rsplit('/');
+    let (token, links, v1) = (tail.next()?, tail.next()?, tail.next()?);
+    (req.method() == Method::GET && links == "links" && v1 == "v1")
+        .then(|| http::path_param(req, "token").unwrap_or_else(|| token.to_owned()))
+}
+
+#[tracing::instrument(skip_all, fields(org))]
+async fn link(store: &Store, req: &Request, token: &str) -> Response<Body> {
+    let request_id = http::request_id(req);
+    store
+        .serve_link(token, links::now(), &request_id, |open| async move {
+            serve_version(store, req, &open.claims.org, &open.artifact, &open.record).await
+        })
+        .await
 }
 
 #[tracing::instrument(skip_all, fields(org))]
@@ -47,6 +72,19 @@ pub async fn serve_version(
     }
     if header_str(req, "if-match")?.is_some_and(|im| !http::etag_matches(im, &etag)) {
         return Err(Error::PreconditionFailed("the ETag does not match".into()));
+    }
+    // Too large for a Lambda response: send the client to a decrypted copy
+    // in S3, which serves Range itself.
+    if v.size > store.config.direct_max_bytes {
+        let url = store.deliver(org, artifact, record).await?;
+        return Response::builder()
+            .status(StatusCode::SEE_OTHER)
+            .header(header::LOCATION, url)
+            .header(header::ETAG, &etag)
+            .header(header::CACHE_CONTROL, "private, no-store")
+            .header("x-artifact-version", v.version)
+            .body(Body::Empty)
+            .map_err(|e| Error::upstream("http", e));
     }
     // A Range applies only while the representation is the one the client
     // has (If-Range); otherwise the whole content is sent.

@@ -4,5 +4,6 @@ use lambda_http::{Error, run, service_fn};
 async fn main() -> Result<(), Error> {
     artifacts::telemetry::init();
     let store = artifacts::Store::from_env().await?;
+    artifacts::links::check_config(&store.config)?;
     run(service_fn(|req| artifacts_download::handler(&store, req))).await
 }

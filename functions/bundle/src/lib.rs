@@ -1,0 +1,63 @@
+//! `GET /v1/workflows/{workflowId}/artifacts/bundle[?artifactType=&prefix=&pin=<artifactId>:<version>…]`:
+//! the selected artifacts of a workflow run as one ZIP (SPEC §7) — returned
+//! directly up to `ARTIFACTS_DIRECT_MAX_BYTES`, else a 303 to a presigned
+//! copy in `deliveries/`.
+
+use artifacts::bundle::{self, Bundle, BundleRequest};
+use artifacts::http::{self, header_str};
+use artifacts::{Error, Result, Store};
+use lambda_http::http::{StatusCode, header};
+use lambda_http::{Body, Request, RequestExt, Response};
+
+pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    Ok(http::finish(&req, bundle(store, &req).await))
+}
+
+#[tracing::instrument(skip_all, fields(org))]
+async fn bundle(store: &Store, req: &Request) -> Result<Response<Body>> {
+    let principal = http::principal(&store.config.auth, req)?;
+    tracing::Span::current().record("org", principal.org.as_str());
+    let request = BundleRequest {
+        workflow_id: http::path_param(req, "workflowId").unwrap_or_default(),
+        artifact_type: http::query_param(req, "artifactType"),
+        prefix: http::query_param(req, "prefix").filter(|p| !p.is_empty()),
+        pins: req
+            .query_string_parameters_ref()
+            .and_then(|q| q.all("pin"))
+            .unwrap_or_default()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+    };
+    let selection = store.bundle_selection(&principal, &request).await?;
+    let etag = selection.etag();
+    if header_str(req, "if-none-match")?.is_some_and(|inm| http::etag_matches(inm, &etag)) {
+        return Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .header(header::ETAG, &etag)
+            .header(header::CACHE_CONTROL, "private")
+            .body(Body::Empty)
+            .map_err(|e| Error::upstream("http", e));
+    }
+    let response = match store.bundle(&principal.org, &selection).await? {
+        Bundle::Direct(bytes) => Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, bundle::CONTENT_TYPE)
+            .header(header::CONTENT_LENGTH, bytes.len())
+            .header(
+                header::CONTENT_DISPOSITION,
+                http::content_disposition(&selection.file_name()),
+            )
+            .header(header::ETAG, &etag)
+            .header(header::CACHE_CONTROL, "private")
+            .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+            .body(Body::Binary(bytes)),
+        Bundle::Delivered { url } => Response::builder()
+            .status(StatusCode::SEE_OTHER)
+            .header(header::LOCATION, url)
+            .header(header::ETAG, &etag)
+            .header(header::CACHE_CONTROL, "private, no-store")
+            .body(Body::Empty),
+    };
+    response.map_err(|e| Error::upstream("http", e))
+}

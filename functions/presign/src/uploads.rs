@@ -1,0 +1,24 @@
+//! `POST /v1/workflows/{workflowId}/uploads`: open an upload session and
+//! hand back a presigned S3 PUT into `incoming/` (SPEC §4). The bytes never
+//! pass through a function; S3's event runs `artifacts-ingest`.
+
+use artifacts::auth::Principal;
+use artifacts::http;
+use artifacts::uploads::UploadRequest;
+use artifacts::{Error, Result, Store};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+
+pub async fn create(
+    store: &Store,
+    req: &Request,
+    principal: &Principal,
+    workflow_id: &str,
+) -> Result<Response<Body>> {
+    let request: UploadRequest = serde_json::from_slice(http::body_bytes(req)).map_err(|e| {
+        // serde names the offending field ("missing field `size`", "unknown field `x`").
+        Error::bad_request("body", e.to_string())
+    })?;
+    let upload = store.create_upload(principal, workflow_id, request).await?;
+    http::json(StatusCode::CREATED, &upload)
+}

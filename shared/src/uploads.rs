@@ -1,0 +1,602 @@
+//! Direct-to-S3 uploads (SPEC §4, §5): a client asks for an upload session,
+//! PUTs the bytes to a presigned URL under `incoming/`, and S3's
+//! `ObjectCreated` event runs [`Store::ingest`], which streams the staged
+//! object through the envelope encryption into the artifact store and commits
+//! the version — exactly once per session, however often or in whatever order
+//! S3 delivers the event.
+//!
+//! Ingest trusts only the staged object and the session recorded at request
+//! time (who, which workflow, path, type, declared size and hash).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_s3::presigning::PresigningConfig;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use percent_encoding::percent_decode_str;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::auth::{Principal, Scope, is_valid_org};
+use crate::content::{Multipart, content_key};
+use crate::crypto::{self, KEY_LEN, SEGMENT_SIZE, Sealer};
+use crate::error::{Error, Result};
+use crate::metadata::Location;
+use crate::model::Artifact;
+use crate::store::{Payload, Store, VersionSpec, WriteCondition};
+
+/// The largest object a single presigned PUT may carry.
+pub const MAX_UPLOAD_BYTES: u64 = 5 * 1024 * 1024 * 1024;
+/// How long the presigned PUT stays valid.
+pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
+/// Sessions are kept (DynamoDB TTL) a day, like the staged objects.
+const SESSION_TTL_SECS: i64 = 24 * 60 * 60;
+const SESSION_SK: &str = "#UPLOAD";
+const PENDING: &str = "pending";
+const COMPLETED: &str = "completed";
+const REJECTED: &str = "rejected";
+
+/// `incoming/{org}/{uploadId}`: the staging key of an upload.
+pub fn staging_key(org: &str, upload_id: &str) -> String {
+    format!("incoming/{org}/{upload_id}")
+}
+
+fn session_pk(org: &str, upload_id: &str) -> String {
+    format!("{org}#U#{upload_id}")
+}
+
+fn is_upload_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Decode an S3 event key (URL-encoded, `+` for space) and split a staging
+/// key into org and upload id; anything else is not ours to ingest.
+pub fn parse_event_key(raw: &str) -> Option<(String, String)> {
+    let spaced = raw.replace('+', " ");
+    let key = percent_decode_str(&spaced).decode_utf8().ok()?;
+    let (org, upload_id) = key.strip_prefix("incoming/")?.split_once('/')?;
+    (is_valid_org(org) && is_upload_id(upload_id)).then(|| (org.to_owned(), upload_id.to_owned()))
+}
+
+/// `POST /v1/workflows/{workflowId}/uploads` body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UploadRequest {
+    pub path: String,
+    pub artifact_type: Option<String>,
+    pub content_type: Option<String>,
+    pub size: u64,
+    pub sha256: Option<String>,
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+/// Where and how to PUT the bytes.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresignedUpload {
+    pub upload_id: String,
+    pub url: String,
+    pub method: &'static str,
+    /// Headers the PUT must carry exactly (they are signed).
+    pub headers: BTreeMap<String, String>,
+    pub expires_at: String,
+}
+
+/// What ingesting one staged object did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// A new version was committed.
+    Committed { artifact_id: String, version: u64 },
+    /// The session was already completed or rejected (a repeated event).
+    AlreadyDone,
+    /// The upload broke its session's terms (size, hash); no version.
+    Rejected(String),
+    /// No session for this key: not an upload of ours. Removed.
+    Unknown,
+}
+
+/// A recorded upload session.
+#[derive(Debug, Clone)]
+struct Session {
+    workflow_id: String,
+    path: String,
+    artifact_type: Option<String>,
+    content_type: String,
+    metadata: Option<BTreeMap<String, String>>,
+    size: u64,
+    sha256: Option<String>,
+    created_by: String,
+    state: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+impl Store {
+    /// Record an upload session and presign the PUT that fills it.
+    pub async fn create_upload(
+        &self,
+        principal: &Principal,
+        workflow_id: &str,
+        request: UploadRequest,
+    ) -> Result<PresignedUpload> {
+        principal.require(Scope::Write)?;
+        let org = principal.org.as_str();
+        let spec = VersionSpec::validate(
+            workflow_id,
+            &request.path,
+            request.artifact_type,
+            request.content_type,
+            request.metadata,
+            WriteCondition::Any,
+        )?;
+        if request.size > MAX_UPLOAD_BYTES {
+            return Err(Error::bad_request(
+                "size",
+                format!("must be at most {MAX_UPLOAD_BYTES} bytes"),
+            ));
+        }
+        let sha256 = request
+            .sha256
+            .map(|h| {
+                hex::decode(&h)
+                    .ok()
+                    .filter(|b| b.len() == 32)
+                    .map(|_| h.to_ascii_lowercase())
+                    .ok_or_else(|| Error::bad_request("sha256", "must be 64 hex digits"))
+            })
+            .transpose()?;
+
+        let upload_id = uuid::Uuid::new_v4().simple().to_string();
+        let now = time::OffsetDateTime::now_utc();
+        let mut item = std::collections::HashMap::from([
+            ("pk".to_owned(), s(session_pk(org, &upload_id))),
+            ("sk".to_owned(), s(SESSION_SK)),
+            ("workflowId".to_owned(), s(&spec.workflow_id)),
+            ("path".to_owned(), s(spec.path.as_str())),
+            ("contentType".to_owned(), s(&spec.content_type)),
+            (
+                "size".to_owned(),
+                AttributeValue::N(request.size.to_string()),
+            ),
+            ("createdBy".to_owned(), s(&principal.subject)),
+            ("state".to_owned(), s(PENDING)),
+            (
+                "expiresAt".to_owned(),
+                AttributeValue::N((now.unix_timestamp() + SESSION_TTL_SECS).to_string()),
+            ),
+        ]);
+        if let Some(t) = &spec.artifact_type {
+            item.insert("artifactType".into(), s(t));
+        }
+        if let Some(h) = &sha256 {
+            item.insert("sha256".into(), s(h));
+        }
+        if let Some(m) = &spec.metadata {
+            item.insert(
+                "metadata".into(),
+                AttributeValue::M(m.iter().map(|(k, v)| (k.clone(), s(v))).collect()),
+            );
+        }
+        self.metadata
+            .client()
+            .put_item()
+            .table_name(self.metadata.table())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| Error::upstream("dynamodb", e))?;
+
+        let mut put = self
+            .content
+            .client()
+            .put_object()
+            .bucket(self.content.bucket())
+            .key(staging_key(org, &upload_id))
+            .content_length(request.size as i64)
+            .content_type(&spec.content_type);
+        if let Some(h) = &sha256 {
+            let raw = hex::decode(h).map_err(|e| Error::upstream("hex", e))?;
+            put = put.checksum_sha256(STANDARD.encode(raw));
+        }
+        let config =
+            PresigningConfig::expires_in(UPLOAD_URL_TTL).map_err(|e| Error::upstream("s3", e))?;
+        let presigned = put
+            .presigned(config)
+            .await
+            .map_err(|e| Error::upstream("s3", e))?;
+        let headers = presigned
+            .headers()
+            .filter(|(name, _)| !name.eq_ignore_ascii_case("host"))
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
+            .collect();
+        let expires_at = now + UPLOAD_URL_TTL;
+        Ok(PresignedUpload {
+            upload_id,
+            url: presigned.uri().to_owned(),
+            method: "PUT",
+            headers,
+            expires_at: crate::model::rfc3339(expires_at),
+        })
+    }
+
+    /// Ingest the staged object named by an S3 event key. `Err` only for
+    /// failures a retry can fix (the staged object is then left in place).
+    pub async fn ingest(&self, raw_key: &str) -> Result<IngestOutcome> {
+        let Some((org, upload_id)) = parse_event_key(raw_key) else {
+            tracing::warn!("ignoring an object that is not a staged upload");
+            return Ok(IngestOutcome::Unknown);
+        };
+        let staged = staging_key(&org, &upload_id);
+        let Some(session) = self.session(&org, &upload_id).await? else {
+            tracing::warn!(
+                org,
+                upload_id,
+                "no upload session; removing the staged object"
+            );
+            self.remove_staged(&staged).await;
+            return Ok(IngestOutcome::Unknown);
+        };
+        if session.state != PENDING {
+            self.remove_staged(&staged).await;
+            return Ok(IngestOutcome::AlreadyDone);
+        }
+        let spec = VersionSpec::validate(
+            &session.workflow_id,
+            &session.path,
+            session.artifact_type.clone(),
+            Some(session.content_type.clone()),
+            session.metadata.clone(),
+            WriteCondition::Any,
+        )?;
+        let payload = Payload::Staged {
+            key: &staged,
+            size: session.size,
+            sha256: session.sha256.as_deref(),
+        };
+        match self
+            .commit(&org, &session.created_by, &spec, &payload, Some(&upload_id))
+            .await
+        {
+            Ok(Some((artifact, version))) => {
+                self.remove_staged(&staged).await;
+                tracing::info!(
+                    org,
+                    artifact_id = artifact.artifact_id,
+                    version = version.version,
+                    "ingested"
+                );
+                Ok(IngestOutcome::Committed {
+                    artifact_id: artifact.artifact_id,
+                    version: version.version,
+                })
+            }
+            Ok(None) => {
+                self.remove_staged(&staged).await;
+                Ok(IngestOutcome::AlreadyDone)
+            }
+            Err(e) if !e.is_retryable() => {
+                tracing::warn!(org, upload_id, error = %e, "upload rejected");
+                self.reject(&org, &upload_id, &e.to_string()).await?;
+                self.remove_staged(&staged).await;
+                Ok(IngestOutcome::Rejected(e.to_string()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn session(&self, org: &str, upload_id: &str) -> Result<Option<Session>> {
+        let out = self
+            .metadata
+            .client()
+            .get_item()
+            .table_name(self.metadata.table())
+            .key("pk", s(session_pk(org, upload_id)))
+            .key("sk", s(SESSION_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| Error::upstream("dynamodb", e))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let text = |name: &str| match item.get(name) {
+            Some(AttributeValue::S(v)) => Some(v.clone()),
+            _ => None,
+        };
+        let malformed = || Error::Integrity("malformed upload session".into());
+        let size = match item.get("size") {
+            Some(AttributeValue::N(n)) => n.parse().map_err(|_| malformed())?,
+            _ => return Err(malformed()),
+        };
+        let metadata = match item.get("metadata") {
+            Some(AttributeValue::M(m)) => Some(
+                m.iter()
+                    .filter_map(|(k, v)| match v {
+                        AttributeValue::S(v) => Some((k.clone(), v.clone())),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        };
+        Ok(Some(Session {
+            workflow_id: text("workflowId").ok_or_else(malformed)?,
+            path: text("path").ok_or_else(malformed)?,
+            artifact_type: text("artifactType"),
+            content_type: text("contentType").ok_or_else(malformed)?,
+            metadata,
+            size,
+            sha256: text("sha256"),
+            created_by: text("createdBy").ok_or_else(malformed)?,
+            state: text("state").ok_or_else(malformed)?,
+        }))
+    }
+
+    /// Whether the session is no longer waiting for its content.
+    pub(crate) async fn upload_completed(&self, org: &str, upload_id: &str) -> Result<bool> {
+        Ok(self
+            .session(org, upload_id)
+            .await?
+            .is_none_or(|session| session.state != PENDING))
+    }
+
+    /// The transaction item that completes a pending session with `version`.
+    pub(crate) fn upload_completion(
+        &self,
+        org: &str,
+        upload_id: &str,
+        artifact: &Artifact,
+        version: u64,
+    ) -> Result<TransactWriteItem> {
+        let update = Update::builder()
+            .table_name(self.metadata.table())
+            .key("pk", s(session_pk(org, upload_id)))
+            .key("sk", s(SESSION_SK))
+            .update_expression("SET #state = :done, artifactId = :id, #version = :v")
+            .condition_expression("#state = :pending")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":done", s(COMPLETED))
+            .expression_attribute_values(":pending", s(PENDING))
+            .expression_attribute_values(":id", s(&artifact.artifact_id))
+            .expression_attribute_values(":v", AttributeValue::N(version.to_string()))
+            .build()
+            .map_err(|e| Error::upstream("dynamodb", e))?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    async fn reject(&self, org: &str, upload_id: &str, reason: &str) -> Result<()> {
+        let result = self
+            .metadata
+            .client()
+            .update_item()
+            .table_name(self.metadata.table())
+            .key("pk", s(session_pk(org, upload_id)))
+            .key("sk", s(SESSION_SK))
+            .update_expression("SET #state = :rejected, reason = :reason")
+            .condition_expression("#state = :pending")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":rejected", s(REJECTED))
+            .expression_attribute_values(":pending", s(PENDING))
+            .expression_attribute_values(":reason", s(reason))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Someone else settled it first: nothing left to do.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(Error::upstream("dynamodb", e)),
+        }
+    }
+
+    /// Delete the staged object's version itself: in a versioned bucket a
+    /// plain delete would only hide the plaintext behind a delete marker.
+    async fn remove_staged(&self, key: &str) {
+        let s3 = self.content.client();
+        let bucket = self.content.bucket();
+        let version_id = match s3.head_object().bucket(bucket).key(key).send().await {
+            Ok(head) => head.version_id().map(str::to_owned),
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_not_found()) => return,
+            Err(e) => {
+                tracing::warn!(error = ?e, "could not look up a staged upload");
+                return;
+            }
+        };
+        let result = s3
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version_id)
+            .send()
+            .await;
+        if let Err(e) = result {
+            // The lifecycle rule expires incoming/ (and its old versions) anyway.
+            tracing::warn!(error = ?e, "could not remove a staged upload");
+        }
+    }
+
+    /// Stream a staged object through the envelope format into the artifact's
+    /// content (inline when small, else a multipart upload), in constant
+    /// memory; returns where it went and the plaintext's SHA-256. A staged
+    /// object of another size than declared is rejected.
+    pub(crate) async fn seal_staged(
+        &self,
+        org: &str,
+        artifact_id: &str,
+        staged: &str,
+        size: u64,
+        key: &[u8; KEY_LEN],
+    ) -> Result<(Location, String)> {
+        let object = self
+            .content
+            .client()
+            .get_object()
+            .bucket(self.content.bucket())
+            .key(staged)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.as_service_error().is_some_and(|se| se.is_no_such_key()) {
+                    Error::NotFound("staged upload")
+                } else {
+                    Error::upstream("s3", e)
+                }
+            })?;
+        if let Some(len) = object.content_length()
+            && len as u64 != size
+        {
+            return Err(size_mismatch(len as u64, size));
+        }
+        let mut sink = if crypto::sealed_len(size) <= self.config.inline_max_bytes as u64 {
+            Sink::Memory(Vec::new())
+        } else {
+            Sink::S3(
+                Multipart::start(
+                    self.content.client(),
+                    self.content.bucket(),
+                    &content_key(org, artifact_id),
+                    "application/octet-stream",
+                    None,
+                )
+                .await?,
+            )
+        };
+        match seal_stream(object.body, size, key, &mut sink).await {
+            Ok(sha256) => Ok((sink.finish().await?, sha256)),
+            Err(e) => {
+                sink.abort().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+fn size_mismatch(actual: u64, declared: u64) -> Error {
+    Error::bad_request(
+        "size",
+        format!("the upload has {actual} bytes but {declared} were declared"),
+    )
+}
+
+/// Where sealed bytes go while streaming.
+enum Sink {
+    Memory(Vec<u8>),
+    S3(Multipart),
+}
+
+impl Sink {
+    async fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        match self {
+            Sink::Memory(buf) => {
+                buf.extend_from_slice(bytes);
+                Ok(())
+            }
+            Sink::S3(upload) => upload.write(bytes).await,
+        }
+    }
+
+    async fn finish(self) -> Result<Location> {
+        match self {
+            Sink::Memory(sealed) => Ok(Location::Inline(sealed)),
+            Sink::S3(upload) => upload
+                .finish()
+                .await?
+                .filter(|v| !v.is_empty() && v != "null")
+                .map(|version_id| Location::S3 { version_id })
+                .ok_or_else(|| {
+                    Error::upstream("s3", "no VersionId: is bucket versioning enabled?")
+                }),
+        }
+    }
+
+    async fn abort(self) {
+        if let Sink::S3(upload) = self {
+            upload.abort().await;
+        }
+    }
+}
+
+/// Seal a plaintext stream of exactly `size` bytes segment by segment into
+/// `sink`; returns the plaintext's hex SHA-256.
+async fn seal_stream(
+    mut body: aws_sdk_s3::primitives::ByteStream,
+    size: u64,
+    key: &[u8; KEY_LEN],
+    sink: &mut Sink,
+) -> Result<String> {
+    let (mut sealer, header) = Sealer::new(key);
+    sink.write(&header).await?;
+    let count = crypto::segment_count(size);
+    let mut hasher = Sha256::new();
+    let mut segment = Vec::with_capacity(SEGMENT_SIZE);
+    let (mut sealed_segments, mut received) = (0u64, 0u64);
+    while let Some(chunk) = body
+        .try_next()
+        .await
+        .map_err(|e| Error::upstream("s3", e))?
+    {
+        received += chunk.len() as u64;
+        if received > size {
+            return Err(size_mismatch(received, size));
+        }
+        let mut rest: &[u8] = &chunk;
+        while !rest.is_empty() {
+            let take = (SEGMENT_SIZE - segment.len()).min(rest.len());
+            segment.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            // The last segment is sealed only after the stream has ended.
+            if segment.len() == SEGMENT_SIZE && sealed_segments + 1 < count {
+                hasher.update(&segment);
+                sink.write(&sealer.seal_segment(&segment, false)?).await?;
+                sealed_segments += 1;
+                segment.clear();
+            }
+        }
+    }
+    if received != size {
+        return Err(size_mismatch(received, size));
+    }
+    hasher.update(&segment);
+    sink.write(&sealer.seal_segment(&segment, true)?).await?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_keys_decode_and_only_staging_keys_are_ours() {
+        let id = "0123456789abcdef0123456789abcdef";
+        assert_eq!(
+            parse_event_key(&format!("incoming/acme/{id}")),
+            Some(("acme".into(), id.into()))
+        );
+        assert_eq!(
+            parse_event_key(&format!("incoming%2Facme-1%2F{id}")),
+            Some(("acme-1".into(), id.into()))
+        );
+        for bad in [
+            format!("orgs/acme/artifacts/{id}"),
+            format!("deliveries/acme/{id}"),
+            format!("incoming/ac+me/{id}"),
+            format!("incoming/ac%23me/{id}"),
+            format!("incoming/acme/{id}/x"),
+            "incoming/acme/short".to_owned(),
+            format!("incoming/acme/{}", id.to_uppercase()),
+            "incoming/%FF/x".to_owned(),
+        ] {
+            assert_eq!(parse_event_key(&bad), None, "{bad}");
+        }
+    }
+}

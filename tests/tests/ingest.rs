@@ -1,0 +1,743 @@
+//! Large content: downloads above `ARTIFACTS_DIRECT_MAX_BYTES` are decrypted
+//! once into `deliveries/` and answered with 303 to a presigned S3 GET.
+
+use artifacts::content::content_key;
+use artifacts::metadata::{artifact_pk, version_sk};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_s3::primitives::ByteStream;
+use harness::{Call, Caller, TestEnv, bytes, header, json_body};
+use lambda_http::{Body, Response};
+
+const WF: &str = "wf-large";
+const DIRECT_MAX: u64 = 100_000;
+
+async fn env() -> TestEnv {
+    TestEnv::with_config(|c| c.direct_max_bytes = DIRECT_MAX).await
+}
+
+async fn download(env: &TestEnv, call: Call) -> Response<Body> {
+    artifacts_download::handler(&env.store, call.request())
+        .await
+        .unwrap()
+}
+
+async fn put(env: &TestEnv, caller: &Caller, path: &str, body: &[u8]) -> String {
+    let r = artifacts_upload::handler(
+        &env.store,
+        Call::upload(WF, path, body).by(caller).request(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    json_body(&r)["artifact"]["artifactId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn content(size: usize) -> Vec<u8> {
+    (0..size)
+        .map(|i| (i % 251) as u8 ^ (i >> 16) as u8)
+        .collect()
+}
+
+async fn delivery_objects(env: &TestEnv) -> Vec<String> {
+    let listing = env
+        .s3()
+        .list_object_versions()
+        .bucket(&env.resources.bucket)
+        .prefix("deliveries/")
+        .send()
+        .await
+        .unwrap();
+    listing
+        .versions()
+        .iter()
+        .filter_map(|v| v.key().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn large_downloads_redirect_to_a_decrypted_copy_with_range_support() {
+    let env = env().await;
+    let alice = Caller::writer("acme");
+    let data = content(1_000_000);
+    let id = put(&env, &alice, "reports/big.csv", &data).await;
+    // At the limit itself the body is still returned directly.
+    let small = content(DIRECT_MAX as usize);
+    let small_id = put(&env, &alice, "reports/limit.csv", &small).await;
+    let direct = download(&env, Call::download(&small_id).by(&alice)).await;
+    assert_eq!(direct.status(), 200);
+    assert!(bytes(&direct) == small);
+
+    let r = download(&env, Call::download(&id).by(&alice)).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(header(&r, "cache-control"), Some("private, no-store"));
+    assert!(bytes(&r).is_empty());
+    let url = header(&r, "location").unwrap().to_owned();
+    assert!(url.contains("/deliveries/acme/"), "{url}");
+    assert!(
+        url.contains("X-Amz-Expires=900"),
+        "valid for 15 minutes: {url}"
+    );
+
+    let http = reqwest::Client::new();
+    let got = http.get(&url).send().await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(
+        got.headers()
+            .get("content-disposition")
+            .and_then(|v| v.to_str().ok()),
+        Some("attachment; filename=\"big.csv\"; filename*=UTF-8''big.csv")
+    );
+    assert!(got.bytes().await.unwrap() == data);
+    let ranged = http
+        .get(&url)
+        .header("range", "bytes=65530-65545")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ranged.status(), 206);
+    assert!(ranged.bytes().await.unwrap() == data[65_530..=65_545]);
+
+    // A second download within the window reuses the copy.
+    let again = download(&env, Call::download(&id).by(&alice)).await;
+    assert_eq!(again.status(), 303);
+    assert_eq!(
+        delivery_objects(&env).await.len(),
+        1,
+        "one copy, written once"
+    );
+
+    // Conditional requests are answered before any copy is made.
+    let etag = header(&r, "etag").unwrap().to_owned();
+    let not_modified = download(
+        &env,
+        Call::download(&id)
+            .header("if-none-match", &etag)
+            .by(&alice),
+    )
+    .await;
+    assert_eq!(not_modified.status(), 304);
+
+    // Another org gets no URL at all.
+    let other = download(&env, Call::download(&id).by(&Caller::writer("evil"))).await;
+    assert_eq!(other.status(), 404);
+    assert!(header(&other, "location").is_none());
+}
+
+#[tokio::test]
+async fn tampered_large_content_never_reaches_deliveries() {
+    let env = env().await;
+    let alice = Caller::writer("acme");
+    let data = content(500_000);
+    let id = put(&env, &alice, "big.bin", &data).await;
+    let item = env
+        .dynamodb()
+        .get_item()
+        .table_name(&env.resources.table)
+        .key("pk", AttributeValue::S(artifact_pk("acme", &id)))
+        .key("sk", AttributeValue::S(version_sk(1)))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let Some(AttributeValue::S(version_id)) = item.get("s3VersionId") else {
+        panic!("in S3")
+    };
+    let s3 = env.s3();
+    let key = content_key("acme", &id);
+    let sealed = s3
+        .get_object()
+        .bucket(&env.resources.bucket)
+        .key(&key)
+        .version_id(version_id)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes()
+        .to_vec();
+    // The last segment is altered: everything before it decrypts fine and
+    // would already be in the copy's first part were the copy not abandoned.
+    for (what, tampered) in [
+        ("last byte", {
+            let mut t = sealed.clone();
+            *t.last_mut().unwrap() ^= 1;
+            t
+        }),
+        ("truncated", sealed[..sealed.len() - 100].to_vec()),
+    ] {
+        let put = s3
+            .put_object()
+            .bucket(&env.resources.bucket)
+            .key(&key)
+            .body(ByteStream::from(tampered))
+            .send()
+            .await
+            .unwrap();
+        env.dynamodb()
+            .update_item()
+            .table_name(&env.resources.table)
+            .key("pk", AttributeValue::S(artifact_pk("acme", &id)))
+            .key("sk", AttributeValue::S(version_sk(1)))
+            .update_expression("SET s3VersionId = :v")
+            .expression_attribute_values(":v", AttributeValue::S(put.version_id().unwrap().into()))
+            .send()
+            .await
+            .unwrap();
+        let r = download(&env, Call::download(&id).by(&alice)).await;
+        assert_eq!(r.status(), 500, "{what}");
+        assert!(header(&r, "location").is_none(), "{what}");
+        assert!(
+            delivery_objects(&env).await.is_empty(),
+            "{what}: no copy was completed"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Presigned uploads and the ingest trigger.
+
+use artifacts::auth::Principal;
+use artifacts::uploads::{PresignedUpload, UploadRequest, staging_key};
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+fn principal(org: &str) -> Principal {
+    Principal {
+        org: org.into(),
+        subject: format!("workflow-of-{org}"),
+        scopes: vec!["artifacts:read".into(), "artifacts:write".into()],
+    }
+}
+
+fn request(path: &str, size: u64, sha256: Option<String>) -> UploadRequest {
+    UploadRequest {
+        path: path.into(),
+        artifact_type: Some("report".into()),
+        content_type: Some("application/octet-stream".into()),
+        size,
+        sha256,
+        metadata: None,
+    }
+}
+
+fn sha_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// PUT `body` to the presigned URL with exactly the headers it was signed for.
+async fn send(upload: &PresignedUpload, body: Vec<u8>) -> reqwest::StatusCode {
+    let mut put = reqwest::Client::new().put(&upload.url).body(body);
+    for (name, value) in &upload.headers {
+        if name != "content-length" {
+            put = put.header(name, value);
+        }
+    }
+    put.send().await.unwrap().status()
+}
+
+/// The event S3 sends for a staged upload, from `events/s3-put.json`.
+fn event(env: &TestEnv, key: &str, size: u64) -> LambdaEvent<Value> {
+    let mut event: Value = serde_json::from_str(include_str!("../../events/s3-put.json")).unwrap();
+    let s3 = &mut event["Records"][0]["s3"];
+    s3["bucket"]["name"] = Value::from(env.resources.bucket.clone());
+    s3["bucket"]["arn"] = Value::from(format!("arn:aws:s3:::{}", env.resources.bucket));
+    s3["object"]["key"] = Value::from(key);
+    s3["object"]["size"] = Value::from(size);
+    LambdaEvent::new(event, Context::default())
+}
+
+async fn ingest(env: &TestEnv, key: &str, size: u64) -> Result<Value, lambda_runtime::Error> {
+    artifacts_ingest::handler(&env.store, event(env, key, size)).await
+}
+
+/// Whether anything of the staged object is left: a version, or a delete
+/// marker hiding one (the bucket is versioned).
+async fn staged_exists(env: &TestEnv, key: &str) -> bool {
+    let listing = env
+        .s3()
+        .list_object_versions()
+        .bucket(&env.resources.bucket)
+        .prefix(key)
+        .send()
+        .await
+        .unwrap();
+    !listing.versions().is_empty() || !listing.delete_markers().is_empty()
+}
+
+/// Presign, PUT and ingest `data` at `path`; returns the ingest report.
+async fn upload_via_s3(
+    env: &TestEnv,
+    org: &str,
+    path: &str,
+    data: &[u8],
+    declare_sha: bool,
+) -> Value {
+    let sha = declare_sha.then(|| sha_hex(data));
+    let upload = env
+        .store
+        .create_upload(&principal(org), WF, request(path, data.len() as u64, sha))
+        .await
+        .unwrap();
+    assert_eq!(upload.method, "PUT");
+    assert!(upload.url.contains("/incoming/"), "{}", upload.url);
+    assert_eq!(send(&upload, data.to_vec()).await, 200);
+    let key = staging_key(org, &upload.upload_id);
+    let report = ingest(env, &key, data.len() as u64).await.unwrap();
+    assert!(
+        !staged_exists(env, &key).await,
+        "the staged object is removed"
+    );
+    report
+}
+
+async fn versions_of(env: &TestEnv, caller: &Caller, id: &str) -> Vec<u64> {
+    let r = artifacts_versions::handler(&env.store, Call::versions(id).by(caller).request())
+        .await
+        .unwrap();
+    json_body(&r)["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect()
+}
+
+/// Download through the API, following a 303 to S3 when there is one.
+async fn fetch(env: &TestEnv, caller: &Caller, id: &str) -> Vec<u8> {
+    let r = download(env, Call::download(id).by(caller)).await;
+    match r.status().as_u16() {
+        200 => bytes(&r),
+        303 => {
+            let url = header(&r, "location").unwrap();
+            reqwest::get(url)
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+                .to_vec()
+        }
+        other => panic!("download answered {other}"),
+    }
+}
+
+#[tokio::test]
+async fn presigned_uploads_round_trip_every_size() {
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    for (n, size) in [0usize, 1, 65_535, 65_536, 65_537, 10 << 20, 200 << 20]
+        .into_iter()
+        .enumerate()
+    {
+        let data = content(size);
+        let path = format!("uploads/{size}.bin");
+        let report = upload_via_s3(&env, "acme", &path, &data, n % 2 == 0).await;
+        let outcome = &report["records"][0];
+        assert_eq!(outcome["outcome"], "committed", "{report}");
+        assert_eq!(outcome["version"], 1);
+        let id = outcome["artifactId"].as_str().unwrap().to_owned();
+
+        let meta =
+            artifacts_versions::handler(&env.store, Call::artifact(&id).by(&alice).request())
+                .await
+                .unwrap();
+        let meta = json_body(&meta);
+        assert_eq!(meta["size"], size as u64);
+        assert_eq!(meta["sha256"], sha_hex(&data));
+        assert_eq!(meta["path"], path.as_str());
+        assert_eq!(meta["artifactType"], "report");
+        assert_eq!(meta["createdBy"], "workflow-of-acme");
+        let got = fetch(&env, &alice, &id).await;
+        assert!(
+            got.len() == data.len() && sha_hex(&got) == sha_hex(&data),
+            "{size} bytes differ"
+        );
+    }
+}
+
+#[tokio::test]
+async fn repeated_and_reordered_events_create_one_version_per_upload() {
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    let me = principal("acme");
+
+    // One upload, its event delivered three times.
+    let data = content(70_000);
+    let upload = env
+        .store
+        .create_upload(&me, WF, request("dup.bin", 70_000, None))
+        .await
+        .unwrap();
+    assert_eq!(send(&upload, data.clone()).await, 200);
+    let key = staging_key("acme", &upload.upload_id);
+    let first = ingest(&env, &key, 70_000).await.unwrap();
+    assert_eq!(first["records"][0]["outcome"], "committed");
+    let id = first["records"][0]["artifactId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..2 {
+        let again = ingest(&env, &key, 70_000).await.unwrap();
+        assert_eq!(again["records"][0]["outcome"], "already-done");
+    }
+    assert_eq!(versions_of(&env, &alice, &id).await, vec![1]);
+
+    // Two uploads to one path, events delivered newest first.
+    let (a, b) = (content(1_000), content(2_000));
+    let first = env
+        .store
+        .create_upload(&me, WF, request("order.bin", 1_000, None))
+        .await
+        .unwrap();
+    let second = env
+        .store
+        .create_upload(&me, WF, request("order.bin", 2_000, None))
+        .await
+        .unwrap();
+    assert_eq!(send(&first, a.clone()).await, 200);
+    assert_eq!(send(&second, b.clone()).await, 200);
+    let later = ingest(&env, &staging_key("acme", &second.upload_id), 2_000)
+        .await
+        .unwrap();
+    let earlier = ingest(&env, &staging_key("acme", &first.upload_id), 1_000)
+        .await
+        .unwrap();
+    let id = later["records"][0]["artifactId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        earlier["records"][0]["artifactId"],
+        later["records"][0]["artifactId"]
+    );
+    assert_eq!(
+        versions_of(&env, &alice, &id).await,
+        vec![2, 1],
+        "contiguous, one per upload"
+    );
+    // Both again, in either order: nothing new.
+    ingest(&env, &staging_key("acme", &first.upload_id), 1_000)
+        .await
+        .unwrap();
+    ingest(&env, &staging_key("acme", &second.upload_id), 2_000)
+        .await
+        .unwrap();
+    assert_eq!(versions_of(&env, &alice, &id).await, vec![2, 1]);
+    let v1 = download(&env, Call::download(&id).query("version", "1").by(&alice)).await;
+    assert!(bytes(&v1) == b, "the event ingested first became version 1");
+}
+
+#[tokio::test]
+async fn uploads_that_break_their_terms_create_nothing() {
+    let env = TestEnv::new().await;
+    let me = principal("acme");
+    let data = content(100_000);
+
+    // Fewer bytes than declared.
+    let short = env
+        .store
+        .create_upload(&me, WF, request("short.bin", 100_001, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        send(&short, data.clone()).await,
+        200,
+        "the emulator does not enforce signed lengths"
+    );
+    let key = staging_key("acme", &short.upload_id);
+    let report = ingest(&env, &key, 100_000).await.unwrap();
+    assert_eq!(report["records"][0]["outcome"], "rejected", "{report}");
+    assert!(!staged_exists(&env, &key).await);
+
+    // Other bytes than the declared checksum: S3 or ingest refuses.
+    let wrong = env
+        .store
+        .create_upload(
+            &me,
+            WF,
+            request("wrong.bin", 100_000, Some(sha_hex(b"something else"))),
+        )
+        .await
+        .unwrap();
+    let status = send(&wrong, data.clone()).await;
+    let key = staging_key("acme", &wrong.upload_id);
+    if status.is_success() {
+        let report = ingest(&env, &key, 100_000).await.unwrap();
+        assert_eq!(report["records"][0]["outcome"], "rejected", "{report}");
+    }
+    assert!(!staged_exists(&env, &key).await);
+
+    // A repeated event for a rejected upload stays rejected.
+    let again = ingest(&env, &staging_key("acme", &short.upload_id), 100_000)
+        .await
+        .unwrap();
+    assert_eq!(again["records"][0]["outcome"], "already-done");
+
+    // Nothing reached the artifact store.
+    let objects = env
+        .s3()
+        .list_object_versions()
+        .bucket(&env.resources.bucket)
+        .prefix("orgs/")
+        .send()
+        .await
+        .unwrap();
+    assert!(objects.versions().is_empty(), "no content was kept");
+    let items = env
+        .dynamodb()
+        .query()
+        .table_name(&env.resources.table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            AttributeValue::S(artifacts::metadata::workflow_pk("acme", WF)),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(items.count, 0, "no artifact");
+
+    // Bad session requests are refused up front.
+    for (bad, field) in [
+        (request("../x", 1, None), "path"),
+        (request("ok.bin", 5 * 1024 * 1024 * 1024 + 1, None), "size"),
+        (request("ok.bin", 1, Some("abc".into())), "sha256"),
+    ] {
+        match env.store.create_upload(&me, WF, bad).await {
+            Err(artifacts::Error::BadRequest { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    let reader = Principal {
+        scopes: vec!["artifacts:read".into()],
+        ..me
+    };
+    assert!(matches!(
+        env.store
+            .create_upload(&reader, WF, request("ok.bin", 1, None))
+            .await,
+        Err(artifacts::Error::Forbidden(_))
+    ));
+}
+
+/// Fails every DynamoDB `TransactWriteItems` before it is sent: the
+/// dependency going away between the content write and the commit.
+#[derive(Debug)]
+struct CommitOutage;
+
+impl Intercept for CommitOutage {
+    fn name(&self) -> &'static str {
+        "CommitOutage"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let target = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or_default();
+        if target.ends_with(".TransactWriteItems") {
+            Err("injected fault: DynamoDB unreachable".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_fault_mid_ingest_loses_nothing_and_a_retry_completes() {
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    let data = content(300_000); // in S3, written before the commit
+    let upload = env
+        .store
+        .create_upload(&principal("acme"), WF, request("fault.bin", 300_000, None))
+        .await
+        .unwrap();
+    assert_eq!(send(&upload, data.clone()).await, 200);
+    let key = staging_key("acme", &upload.upload_id);
+
+    let faulty_ddb = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&env.sdk)
+            .interceptor(CommitOutage)
+            .build(),
+    );
+    let faulty = artifacts::Store::with_clients(
+        env.store.config.clone(),
+        faulty_ddb,
+        env.s3(),
+        aws_sdk_kms::Client::new(&env.sdk),
+    );
+    let failed = artifacts_ingest::handler(&faulty, event(&env, &key, 300_000)).await;
+    assert!(failed.is_err(), "the invocation fails so Lambda retries it");
+    assert!(
+        staged_exists(&env, &key).await,
+        "the staged object is kept for the retry"
+    );
+    let orphans = env
+        .s3()
+        .list_object_versions()
+        .bucket(&env.resources.bucket)
+        .prefix("orgs/")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        orphans.versions().is_empty(),
+        "content of the failed attempt was removed"
+    );
+
+    let retried = ingest(&env, &key, 300_000).await.unwrap();
+    assert_eq!(retried["records"][0]["outcome"], "committed");
+    let id = retried["records"][0]["artifactId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(versions_of(&env, &alice, &id).await, vec![1]);
+    assert!(fetch(&env, &alice, &id).await == data);
+}
+
+#[tokio::test]
+async fn event_keys_are_decoded_and_foreign_objects_ignored() {
+    let env = TestEnv::new().await;
+    let data = content(5_000);
+    let upload = env
+        .store
+        .create_upload(&principal("acme"), WF, request("enc.bin", 5_000, None))
+        .await
+        .unwrap();
+    assert_eq!(send(&upload, data).await, 200);
+    let encoded = format!("incoming%2Facme%2F{}", upload.upload_id);
+    let report = ingest(&env, &encoded, 5_000).await.unwrap();
+    assert_eq!(report["records"][0]["outcome"], "committed", "{report}");
+
+    for foreign in [
+        "orgs/acme/artifacts/x",
+        "incoming/acme/not+an+upload",
+        "incoming/caf%C3%A9/x y",
+    ] {
+        let report = ingest(&env, foreign, 1).await.unwrap();
+        assert_eq!(report["records"][0]["outcome"], "unknown", "{foreign}");
+    }
+    // A well-formed key without a session is removed, never ingested.
+    let stray = staging_key("acme", &artifacts::model::new_artifact_id());
+    env.s3()
+        .put_object()
+        .bucket(&env.resources.bucket)
+        .key(&stray)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .unwrap();
+    let report = ingest(&env, &stray, 1).await.unwrap();
+    assert_eq!(report["records"][0]["outcome"], "unknown");
+    assert!(!staged_exists(&env, &stray).await);
+}
+
+#[tokio::test]
+async fn the_upload_route_and_an_eventbridge_event_ingest_too() {
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    let data = content(150_000);
+    let body = serde_json::json!({
+        "path": "plans/tf.plan",
+        "artifactType": "terraform",
+        "contentType": "application/octet-stream",
+        "size": data.len(),
+        "sha256": sha_hex(&data),
+        "metadata": {"run": "42"},
+    });
+    let r = artifacts_presign::handler(
+        &env.store,
+        Call::create_upload(WF, &body).by(&alice).request(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201, "{}", String::from_utf8_lossy(&bytes(&r)));
+    let created = json_body(&r);
+    assert_eq!(created["method"], "PUT");
+    assert!(created["expiresAt"].is_string());
+    let upload: PresignedUpload = PresignedUpload {
+        upload_id: created["uploadId"].as_str().unwrap().into(),
+        url: created["url"].as_str().unwrap().into(),
+        method: "PUT",
+        headers: serde_json::from_value(created["headers"].clone()).unwrap(),
+        expires_at: String::new(),
+    };
+    assert!(
+        upload.headers.contains_key("x-amz-checksum-sha256"),
+        "{:?}",
+        upload.headers
+    );
+    assert_eq!(send(&upload, data.clone()).await, 200);
+
+    let mut bridge: Value =
+        serde_json::from_str(include_str!("../../events/eventbridge-object-created.json")).unwrap();
+    bridge["detail"]["bucket"]["name"] = Value::from(env.resources.bucket.clone());
+    bridge["detail"]["object"]["key"] = Value::from(staging_key("acme", &upload.upload_id));
+    let report =
+        artifacts_ingest::handler(&env.store, LambdaEvent::new(bridge, Context::default()))
+            .await
+            .unwrap();
+    assert_eq!(report["records"][0]["outcome"], "committed", "{report}");
+    let id = report["records"][0]["artifactId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let meta = json_body(
+        &artifacts_versions::handler(&env.store, Call::artifact(&id).by(&alice).request())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(meta["artifactType"], "terraform");
+    assert_eq!(meta["metadata"]["run"], "42");
+    assert_eq!(meta["createdBy"], alice.sub.as_str());
+    assert!(fetch(&env, &alice, &id).await == data);
+
+    // Bad sessions are 4xx problems naming the field; readers may not upload.
+    for (bad, field) in [
+        (serde_json::json!({"path": "a", "size": -1}), "body"),
+        (
+            serde_json::json!({"path": "a", "size": 1, "bogus": true}),
+            "body",
+        ),
+        (serde_json::json!({"path": "/abs", "size": 1}), "path"),
+        (
+            serde_json::json!({"path": "a", "size": 1, "sha256": "xyz"}),
+            "sha256",
+        ),
+    ] {
+        let r = artifacts_presign::handler(
+            &env.store,
+            Call::create_upload(WF, &bad).by(&alice).request(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        assert_eq!(json_body(&r)["field"], field, "{bad}");
+    }
+    let reader = Caller::reader("acme");
+    let r = artifacts_presign::handler(
+        &env.store,
+        Call::create_upload(WF, &body).by(&reader).request(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 403);
+}
