@@ -62,6 +62,10 @@ impl Deliveries {
                 Ok(fresh)
             }
             Err(e) if e.as_service_error().is_some_and(|se| se.is_not_found()) => Ok(false),
+            // Without s3:ListBucket (which the roles do not get: it would
+            // list every org's keys), S3 answers HEAD on a missing key with
+            // 403. Treat it as "no copy yet"; a real denial fails the upload.
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => Ok(false),
             Err(e) => Err(Error::upstream("s3", e)),
         }
     }

@@ -432,16 +432,8 @@ impl Store {
         let org = principal.org.as_str();
         let pointer = self
             .metadata
-            .client()
-            .get_item()
-            .table_name(self.metadata.table())
-            .key("pk", s(link_pk(org, link_id)))
-            .key("sk", s(POINTER_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| Error::upstream("dynamodb", e))?
-            .item
+            .item(link_pk(org, link_id), POINTER_SK.to_owned())
+            .await?
             .ok_or(Error::NotFound("link"))?;
         let artifact_id: String = attr(&pointer, "artifactId")?;
         if !is_id(&artifact_id) {
@@ -546,16 +538,11 @@ impl Store {
         let org = claims.org.as_str();
         let item = self
             .metadata
-            .client()
-            .get_item()
-            .table_name(self.metadata.table())
-            .key("pk", s(artifact_pk(org, &claims.artifact_id)))
-            .key("sk", s(link_sk(&claims.link_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| Error::upstream("dynamodb", e))?
-            .item;
+            .item(
+                artifact_pk(org, &claims.artifact_id),
+                link_sk(&claims.link_id),
+            )
+            .await?;
         let Some(item) = item else {
             // Never recorded, or removed by TTL after its expiry.
             return Ok(LinkState::Refused("unknown"));

@@ -134,7 +134,12 @@ impl Metadata {
         &self.table
     }
 
-    async fn get(&self, pk: String, sk: String) -> Result<Option<Item>> {
+    /// One item by key, strongly consistent (reads after writes never lag).
+    pub async fn item(
+        &self,
+        pk: String,
+        sk: String,
+    ) -> Result<Option<HashMap<String, AttributeValue>>> {
         let out = self
             .ddb
             .get_item()
@@ -145,7 +150,11 @@ impl Metadata {
             .send()
             .await
             .map_err(|e| Error::upstream("dynamodb", e))?;
-        Ok(out.item.map(Item))
+        Ok(out.item)
+    }
+
+    async fn get(&self, pk: String, sk: String) -> Result<Option<Item>> {
+        Ok(self.item(pk, sk).await?.map(Item))
     }
 
     /// An artifact by id, within `org`.

@@ -11,7 +11,6 @@ use sha2::{Digest, Sha256};
 
 use crate::content::content_key;
 use crate::crypto::{self, HEADER_LEN, Opener, SEGMENT_SIZE, TAG_LEN};
-use crate::envelope::KeyContext;
 use crate::error::{Error, Result};
 use crate::metadata::{Location, VersionRecord};
 use crate::store::Store;
@@ -176,17 +175,7 @@ impl Store {
                 }
             }
         };
-        let key = self
-            .envelope
-            .unwrap(
-                &record.wrapped_key,
-                &KeyContext {
-                    org,
-                    artifact_id,
-                    content_id: &record.content_id,
-                },
-            )
-            .await?;
+        let key = self.data_key(org, artifact_id, record).await?;
         let header = source.take(HEADER_LEN).await?;
         let opener = Opener::new(&key, &header)?;
         if opener.segment_size() != SEGMENT_SIZE {

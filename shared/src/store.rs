@@ -404,17 +404,7 @@ impl Store {
                 "stored content has the wrong length".into(),
             ));
         }
-        let key = self
-            .envelope
-            .unwrap(
-                &record.wrapped_key,
-                &KeyContext {
-                    org,
-                    artifact_id,
-                    content_id: &record.content_id,
-                },
-            )
-            .await?;
+        let key = self.data_key(org, artifact_id, record).await?;
         match range {
             Some((start, end)) => Ok(crypto::open_range(&key, &sealed, size, start, end)?),
             None => {
@@ -425,6 +415,26 @@ impl Store {
                 Ok(plaintext)
             }
         }
+    }
+
+    /// A stored version's data key, unwrapped by KMS for exactly the context
+    /// it was made for (a key moved from another version is refused).
+    pub async fn data_key(
+        &self,
+        org: &str,
+        artifact_id: &str,
+        record: &VersionRecord,
+    ) -> Result<[u8; crypto::KEY_LEN]> {
+        self.envelope
+            .unwrap(
+                &record.wrapped_key,
+                &KeyContext {
+                    org,
+                    artifact_id,
+                    content_id: &record.content_id,
+                },
+            )
+            .await
     }
 
     async fn seal(&self, org: &str, artifact_id: &str, payload: &Payload<'_>) -> Result<Sealed> {

@@ -290,18 +290,11 @@ impl Store {
     }
 
     async fn session(&self, org: &str, upload_id: &str) -> Result<Option<Session>> {
-        let out = self
+        let Some(item) = self
             .metadata
-            .client()
-            .get_item()
-            .table_name(self.metadata.table())
-            .key("pk", s(session_pk(org, upload_id)))
-            .key("sk", s(SESSION_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| Error::upstream("dynamodb", e))?;
-        let Some(item) = out.item else {
+            .item(session_pk(org, upload_id), SESSION_SK.to_owned())
+            .await?
+        else {
             return Ok(None);
         };
         let text = |name: &str| match item.get(name) {

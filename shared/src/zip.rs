@@ -37,8 +37,15 @@ const DOS_DATE: u16 = (1 << 5) | 1;
 const DOS_TIME: u16 = 0;
 /// Regular file, rw-r--r--, in the high 16 bits of the external attributes.
 const EXTERNAL_ATTRIBUTES: u32 = 0o100_644 << 16;
-/// The deflate level: fast, and a large share of level 9's ratio on text.
-const DEFLATE_LEVEL: u32 = 6;
+/// The deflate level. Measured with this encoder (miniz_oxide) on generated
+/// text: level 1 runs at 250-375 MiB/s for output 1.3-1.5x the size of
+/// level 6's, which runs at 20-44 MiB/s. A bundle is written within one
+/// Lambda invocation (API Gateway waits 30 s), so speed wins.
+const DEFLATE_LEVEL: u32 = 1;
+/// Deflate input is fed to the encoder in blocks of exactly this size (the
+/// last one shorter), so its output depends only on the bytes, never on how
+/// a caller splits its writes (the fast levels are sensitive to that).
+const DEFLATE_BLOCK: usize = 64 * 1024;
 
 const LOCAL_HEADER_LEN: u64 = 30;
 const CENTRAL_HEADER_LEN: u64 = 46;
@@ -135,6 +142,8 @@ struct Current {
     /// Bytes of entry data written so far (compressed when deflating).
     compressed: u64,
     deflate: Option<Box<Compress>>,
+    /// Deflate input not yet given to the encoder (less than a block).
+    pending: Vec<u8>,
 }
 
 /// A ZIP archive written to `W` as a stream; see the module documentation.
@@ -254,6 +263,11 @@ impl<W: Write> ZipWriter<W> {
         if deflate.is_some() && self.scratch.is_empty() {
             self.scratch = vec![0; 64 * 1024];
         }
+        let pending = if deflate.is_some() {
+            Vec::with_capacity(DEFLATE_BLOCK)
+        } else {
+            Vec::new()
+        };
         self.current = Some(Current {
             name: name.to_owned(),
             method,
@@ -264,6 +278,7 @@ impl<W: Write> ZipWriter<W> {
             uncompressed: 0,
             compressed: 0,
             deflate,
+            pending,
         });
         Ok(())
     }
@@ -288,18 +303,21 @@ impl<W: Write> ZipWriter<W> {
             Some(deflate) => {
                 let mut input = data;
                 while !input.is_empty() {
-                    let (before_in, before_out) = (deflate.total_in(), deflate.total_out());
-                    deflate
-                        .compress(input, &mut self.scratch, FlushCompress::None)
-                        .map_err(io::Error::other)?;
-                    let consumed = (deflate.total_in() - before_in) as usize;
-                    let produced = (deflate.total_out() - before_out) as usize;
-                    input = &input[consumed..];
-                    self.out.write_all(&self.scratch[..produced])?;
-                    self.offset += produced as u64;
-                    current.compressed += produced as u64;
-                    if consumed == 0 && produced == 0 {
-                        return Err(io::Error::other("deflate made no progress"));
+                    let room = DEFLATE_BLOCK - current.pending.len();
+                    let (now, later) = input.split_at(room.min(input.len()));
+                    current.pending.extend_from_slice(now);
+                    input = later;
+                    if current.pending.len() == DEFLATE_BLOCK {
+                        let produced = deflate_into(
+                            deflate,
+                            &current.pending,
+                            FlushCompress::None,
+                            &mut self.scratch,
+                            &mut self.out,
+                        )?;
+                        current.pending.clear();
+                        current.compressed += produced;
+                        self.offset += produced;
                     }
                 }
             }
@@ -317,21 +335,15 @@ impl<W: Write> ZipWriter<W> {
             return Err(invalid("less content than the entry's declared size"));
         }
         if let Some(deflate) = current.deflate.as_mut() {
-            loop {
-                let before = deflate.total_out();
-                let status = deflate
-                    .compress(&[], &mut self.scratch, FlushCompress::Finish)
-                    .map_err(io::Error::other)?;
-                let produced = (deflate.total_out() - before) as usize;
-                self.out.write_all(&self.scratch[..produced])?;
-                self.offset += produced as u64;
-                current.compressed += produced as u64;
-                match status {
-                    Status::StreamEnd => break,
-                    _ if produced == 0 => return Err(io::Error::other("deflate made no progress")),
-                    _ => {}
-                }
-            }
+            let produced = deflate_into(
+                deflate,
+                &current.pending,
+                FlushCompress::Finish,
+                &mut self.scratch,
+                &mut self.out,
+            )?;
+            current.compressed += produced;
+            self.offset += produced;
         }
         if !current.zip64 && current.compressed >= U32_LIMIT {
             return Err(io::Error::other("entry outgrew the 32-bit size fields"));
@@ -424,6 +436,41 @@ impl<W: Write> Write for ZipWriter<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+}
+
+/// Feed `input` to the encoder whole (and with `Finish`, end the stream),
+/// writing what it produces to `out`; returns the number of bytes written.
+fn deflate_into<W: Write>(
+    deflate: &mut Compress,
+    mut input: &[u8],
+    flush: FlushCompress,
+    scratch: &mut [u8],
+    out: &mut W,
+) -> io::Result<u64> {
+    let finish = matches!(flush, FlushCompress::Finish);
+    let mut written = 0u64;
+    loop {
+        let (before_in, before_out) = (deflate.total_in(), deflate.total_out());
+        let status = deflate
+            .compress(input, scratch, flush)
+            .map_err(io::Error::other)?;
+        let consumed = (deflate.total_in() - before_in) as usize;
+        let produced = (deflate.total_out() - before_out) as usize;
+        input = &input[consumed..];
+        out.write_all(&scratch[..produced])?;
+        written += produced as u64;
+        let done = if finish {
+            status == Status::StreamEnd
+        } else {
+            input.is_empty()
+        };
+        if done {
+            return Ok(written);
+        }
+        if consumed == 0 && produced == 0 {
+            return Err(io::Error::other("deflate made no progress"));
+        }
     }
 }
 
@@ -637,21 +684,39 @@ mod tests {
     }
 
     #[test]
-    fn draining_the_sink_between_writes_changes_nothing() {
+    fn neither_write_sizes_nor_draining_the_sink_change_the_bytes() {
         let data = noise(300_000, 9);
-        let whole = build(&[("a", Method::Deflated, &data), ("b", Method::Stored, &data)]);
-        let mut zip = ZipWriter::new(Vec::new());
-        let mut drained = Vec::new();
-        for (name, method) in [("a", Method::Deflated), ("b", Method::Stored)] {
-            zip.start_entry(name, method, data.len() as u64).unwrap();
-            for chunk in data.chunks(65_536) {
-                zip.write_all(chunk).unwrap();
-                drained.append(zip.get_mut());
+        let text = "output \"bucket\" { value = aws_s3_bucket.b.arn }\n".repeat(6_000);
+        let entries: [(&str, Method, &[u8]); 3] = [
+            ("a", Method::Deflated, &data),
+            ("b", Method::Stored, &data),
+            ("c", Method::Deflated, text.as_bytes()),
+        ];
+        let whole = build(&entries);
+        for chunk_size in [1, 1_000, 65_536, 100_003] {
+            let mut zip = ZipWriter::new(Vec::new());
+            let mut drained = Vec::new();
+            for (name, method, body) in entries {
+                zip.start_entry(name, method, body.len() as u64).unwrap();
+                // Byte-at-a-time only for a prefix, to keep the test fast.
+                let body = if chunk_size == 1 {
+                    &body[..5_000]
+                } else {
+                    body
+                };
+                for chunk in body.chunks(chunk_size) {
+                    zip.write_all(chunk).unwrap();
+                    drained.append(zip.get_mut());
+                }
+                if chunk_size == 1 {
+                    zip.write_all(&entries.iter().find(|e| e.0 == name).unwrap().2[5_000..])
+                        .unwrap();
+                }
+                zip.finish_entry().unwrap();
             }
-            zip.finish_entry().unwrap();
+            drained.extend(zip.finish().unwrap());
+            assert!(drained == whole, "writes of {chunk_size} bytes");
         }
-        drained.extend(zip.finish().unwrap());
-        assert_eq!(drained, whole);
     }
 
     #[test]
