@@ -40,11 +40,17 @@ def event() -> bytes:
 
 class Runtime(BaseHTTPRequestHandler):
     pending: "list[bytes]" = []
-    responses: "list[tuple[float, int]]" = []
+    answers: "list[tuple[float, int]]" = []
     done = threading.Event()
 
     def log_message(self, *args):  # quiet
         pass
+
+    def handle(self):
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the function process was stopped mid-poll
 
     def do_GET(self):
         if not self.path.endswith("/runtime/invocation/next"):
@@ -52,7 +58,8 @@ class Runtime(BaseHTTPRequestHandler):
             return
         while not Runtime.pending:
             if Runtime.done.wait(0.01):
-                self.send_error(410)
+                # The run is over and the function is being stopped: hang up.
+                self.close_connection = True
                 return
         body = Runtime.pending.pop(0)
         self.send_response(200)
@@ -68,7 +75,7 @@ class Runtime(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", 0))
         payload = self.rfile.read(length)
         status = json.loads(payload).get("statusCode", 0) if self.path.endswith("/response") else -1
-        Runtime.responses.append((time.perf_counter(), status))
+        Runtime.answers.append((time.perf_counter(), status))
         self.send_response(202)
         self.end_headers()
 
@@ -86,7 +93,7 @@ def load_env(path: str) -> dict:
 
 def run_once(binary: str, env: dict, port: int) -> "tuple[float, float]":
     Runtime.pending[:] = [event(), event()]
-    Runtime.responses.clear()
+    Runtime.answers.clear()
     Runtime.done.clear()
     child_env = {**env, "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{port}",
                  "AWS_LAMBDA_FUNCTION_NAME": "bench", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
@@ -96,11 +103,11 @@ def run_once(binary: str, env: dict, port: int) -> "tuple[float, float]":
     child = subprocess.Popen([binary], env=child_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 30
-        while len(Runtime.responses) < 2 and time.time() < deadline and child.poll() is None:
+        while len(Runtime.answers) < 2 and time.time() < deadline and child.poll() is None:
             time.sleep(0.001)
-        if len(Runtime.responses) < 2:
+        if len(Runtime.answers) < 2:
             raise SystemExit(f"no responses from {binary} (exit {child.poll()})")
-        (first, s1), (second, s2) = Runtime.responses[:2]
+        (first, s1), (second, s2) = Runtime.answers[:2]
         if (s1, s2) != (404, 404):
             raise SystemExit(f"unexpected statuses {s1}, {s2}")
         return first - started, second - first
