@@ -29,7 +29,7 @@ use crate::auth::{Principal, Scope};
 use crate::delivery::{DeliveryUpload, delivery_key};
 use crate::error::{Error, Result};
 use crate::http::content_disposition;
-use crate::metadata::{path_sk, workflow_pk};
+use crate::metadata::{self, path_sk, workflow_pk};
 use crate::model::{self, MAX_PATH_BYTES};
 use crate::store::Store;
 use crate::zip::{self, Method, ZipWriter};
@@ -300,12 +300,6 @@ fn parse_pins(raw: &[String]) -> Result<BTreeMap<String, u64>> {
     Ok(pins)
 }
 
-/// An artifact of the workflow as its path item shows it.
-struct Listed {
-    artifact_id: String,
-    latest: BundleEntry,
-}
-
 /// What a bundle turned out to be.
 #[derive(Debug)]
 pub enum Bundle {
@@ -351,7 +345,7 @@ impl Store {
             .await?;
         let mut selected: HashMap<String, BundleEntry> = listed
             .into_iter()
-            .map(|l| (l.artifact_id, l.latest))
+            .map(|entry| (entry.artifact_id.clone(), entry))
             .collect();
         for (artifact_id, version) in pins {
             let Some(current) = selected.get(&artifact_id) else {
@@ -409,7 +403,7 @@ impl Store {
         workflow_id: &str,
         prefix: &str,
         artifact_type: Option<&str>,
-    ) -> Result<Vec<Listed>> {
+    ) -> Result<Vec<BundleEntry>> {
         let mut listed = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         loop {
@@ -424,11 +418,6 @@ impl Store {
                     AttributeValue::S(workflow_pk(org, workflow_id)),
                 )
                 .expression_attribute_values(":prefix", AttributeValue::S(path_sk(prefix)))
-                .projection_expression(
-                    "artifactId, #path, latestVersion, #size, sha256, contentType, artifactType",
-                )
-                .expression_attribute_names("#path", "path")
-                .expression_attribute_names("#size", "size")
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take());
             if let Some(t) = artifact_type {
@@ -440,12 +429,21 @@ impl Store {
                 .send()
                 .await
                 .map_err(|e| Error::upstream("dynamodb", e))?;
-            for item in page.items() {
-                listed.push(listed_item(item)?);
+            let next = page.last_evaluated_key.filter(|key| !key.is_empty());
+            for item in page.items.unwrap_or_default() {
+                let artifact = metadata::artifact_of(item)?;
+                listed.push(BundleEntry {
+                    path: artifact.path,
+                    artifact_id: artifact.artifact_id,
+                    version: artifact.latest_version,
+                    size: artifact.size,
+                    sha256: artifact.sha256,
+                    content_type: artifact.content_type,
+                });
             }
-            match page.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => return Ok(listed),
+            match next {
+                Some(key) => start = Some(key),
+                None => return Ok(listed),
             }
         }
     }
@@ -558,35 +556,6 @@ impl Store {
 
 fn zip_error(e: std::io::Error) -> Error {
     Error::Integrity(format!("bundle: {e}"))
-}
-
-fn listed_item(item: &HashMap<String, AttributeValue>) -> Result<Listed> {
-    let s = |name: &str| match item.get(name) {
-        Some(AttributeValue::S(v)) => Ok(v.clone()),
-        _ => Err(Error::Integrity(format!(
-            "stored item has a missing or malformed {name}"
-        ))),
-    };
-    let n = |name: &str| match item.get(name) {
-        Some(AttributeValue::N(v)) => v
-            .parse::<u64>()
-            .map_err(|_| Error::Integrity(format!("stored item has a malformed {name}"))),
-        _ => Err(Error::Integrity(format!(
-            "stored item has a missing {name}"
-        ))),
-    };
-    let artifact_id = s("artifactId")?;
-    Ok(Listed {
-        latest: BundleEntry {
-            path: s("path")?,
-            artifact_id: artifact_id.clone(),
-            version: n("latestVersion")?,
-            size: n("size")?,
-            sha256: s("sha256")?,
-            content_type: s("contentType")?,
-        },
-        artifact_id,
-    })
 }
 
 enum Chunk {
