@@ -42,7 +42,7 @@ use crate::auth::{Principal, Scope, is_valid_org};
 use crate::config::{Config, ConfigError};
 use crate::error::{Error, Result};
 use crate::http;
-use crate::metadata::{VersionRecord, artifact_pk, version_sk};
+use crate::metadata::{self, VersionRecord, artifact_pk, version_sk};
 use crate::model::Artifact;
 use crate::store::Store;
 
@@ -620,17 +620,8 @@ impl Store {
             .send();
         let (put, count) = tokio::join!(put, count);
         put.map_err(|e| Error::upstream("dynamodb", e))?;
-        match count {
-            Ok(_) => Ok(()),
-            // Revoked or removed meanwhile: the use record still tells.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(Error::upstream("dynamodb", e)),
-        }
+        // Revoked or removed meanwhile: the use record still tells.
+        metadata::settled(count)
     }
 
     async fn version_exists(&self, org: &str, artifact_id: &str, version: u64) -> Result<bool> {

@@ -25,6 +25,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
@@ -316,6 +318,24 @@ impl Metadata {
                 }
             }
         }
+    }
+}
+
+/// The outcome of a conditional update whose failed condition means "already
+/// settled by someone else": that is success, anything else an upstream error.
+pub fn settled<T, E>(result: std::result::Result<T, SdkError<UpdateItemError, E>>) -> Result<()>
+where
+    E: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(Error::upstream("dynamodb", e)),
     }
 }
 

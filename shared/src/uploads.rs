@@ -379,17 +379,8 @@ impl Store {
             .expression_attribute_values(":reason", s(reason))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Someone else settled it first: nothing left to do.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(Error::upstream("dynamodb", e)),
-        }
+        // Someone else settled it first: nothing left to do.
+        crate::metadata::settled(result)
     }
 
     /// Delete the staged object's version itself: in a versioned bucket a
