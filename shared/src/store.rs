@@ -209,8 +209,9 @@ impl Store {
     /// The one way a version is added: read the current state, seal the
     /// payload for the artifact, commit version and artifact in one
     /// transaction, and retry when a concurrent writer got there first.
-    /// With `upload`, the transaction also completes that upload session;
-    /// `Ok(None)` means another delivery of it already did.
+    /// With `upload` (a session the caller found pending), the transaction
+    /// also completes that session; `Ok(None)` means another delivery of it
+    /// completed it while this one was retrying.
     pub(crate) async fn commit(
         &self,
         org: &str,
@@ -222,7 +223,8 @@ impl Store {
         let path = spec.path.as_str();
         let mut sealed: Option<Sealed> = None;
         for attempt in 0..MAX_COMMIT_ATTEMPTS {
-            if let Some(upload_id) = upload {
+            // A lost race may have been another delivery of the same upload.
+            if let Some(upload_id) = upload.filter(|_| attempt > 0) {
                 match self.upload_completed(org, upload_id).await {
                     Ok(false) => {}
                     Ok(true) => return Ok(self.abandon(org, sealed, None).await),
