@@ -623,6 +623,37 @@ impl Call {
     }
 }
 
+// The real handlers, called as the Lambda runtime calls them: with the
+// store built at cold start and an API Gateway HTTP API v2 request.
+
+pub async fn upload(env: &TestEnv, call: Call) -> Response<Body> {
+    answered(artifacts_upload::handler(&env.store, call.request()).await)
+}
+
+pub async fn versions(env: &TestEnv, call: Call) -> Response<Body> {
+    answered(artifacts_versions::handler(&env.store, call.request()).await)
+}
+
+pub async fn download(env: &TestEnv, call: Call) -> Response<Body> {
+    answered(artifacts_download::handler(&env.store, call.request()).await)
+}
+
+pub async fn list(env: &TestEnv, call: Call) -> Response<Body> {
+    answered(artifacts_list::handler(&env.store, call.request()).await)
+}
+
+pub async fn bundle(env: &TestEnv, call: Call) -> Response<Body> {
+    answered(artifacts_bundle::handler(&env.store, call.request()).await)
+}
+
+pub async fn presign(env: &TestEnv, call: Call) -> Response<Body> {
+    answered(artifacts_presign::handler(&env.store, call.request()).await)
+}
+
+fn answered(result: Result<Response<Body>, lambda_http::Error>) -> Response<Body> {
+    result.expect("handlers answer every request, errors included")
+}
+
 /// Response body as bytes.
 pub fn bytes(response: &Response<Body>) -> Vec<u8> {
     match response.body() {

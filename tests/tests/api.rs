@@ -9,29 +9,11 @@ use artifacts::metadata::{artifact_pk, version_sk, workflow_pk};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::primitives::ByteStream;
-use harness::{Call, Caller, TestEnv, bytes, header, json_body};
+use harness::{Call, Caller, TestEnv, bytes, download, header, json_body, upload, versions};
 use lambda_http::{Body, Response};
 use serde_json::Value;
 
 const WF: &str = "wf-1";
-
-async fn upload(env: &TestEnv, call: Call) -> Response<Body> {
-    artifacts_upload::handler(&env.store, call.request())
-        .await
-        .unwrap()
-}
-
-async fn versions(env: &TestEnv, call: Call) -> Response<Body> {
-    artifacts_versions::handler(&env.store, call.request())
-        .await
-        .unwrap()
-}
-
-async fn download(env: &TestEnv, call: Call) -> Response<Body> {
-    artifacts_download::handler(&env.store, call.request())
-        .await
-        .unwrap()
-}
 
 /// Upload as `caller` and return the created `{artifact, version}`.
 async fn put(env: &TestEnv, caller: &Caller, path: &str, body: &[u8]) -> Value {

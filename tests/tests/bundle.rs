@@ -16,24 +16,12 @@ use artifacts::store::NewVersion;
 use artifacts::{Config, Store};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
-use harness::{Call, Caller, TestEnv, bytes, header, json_body};
+use harness::{Call, Caller, TestEnv, bundle, bytes, header, json_body, upload};
 use lambda_http::{Body, Response};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 const WF: &str = "run-42";
-
-async fn upload(env: &TestEnv, call: Call) -> Response<Body> {
-    artifacts_upload::handler(&env.store, call.request())
-        .await
-        .unwrap()
-}
-
-async fn bundle(env: &TestEnv, call: Call) -> Response<Body> {
-    artifacts_bundle::handler(&env.store, call.request())
-        .await
-        .unwrap()
-}
 
 /// Upload `body` at `path` with a content type; returns the artifact id.
 async fn put(

@@ -5,8 +5,9 @@ use artifacts::content::content_key;
 use artifacts::metadata::{artifact_pk, version_sk};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::primitives::ByteStream;
-use harness::{Call, Caller, TestEnv, bytes, header, json_body};
-use lambda_http::{Body, Response};
+use harness::{
+    Call, Caller, TestEnv, bytes, download, header, json_body, presign, upload, versions,
+};
 
 const WF: &str = "wf-large";
 const DIRECT_MAX: u64 = 100_000;
@@ -15,19 +16,8 @@ async fn env() -> TestEnv {
     TestEnv::with_config(|c| c.direct_max_bytes = DIRECT_MAX).await
 }
 
-async fn download(env: &TestEnv, call: Call) -> Response<Body> {
-    artifacts_download::handler(&env.store, call.request())
-        .await
-        .unwrap()
-}
-
 async fn put(env: &TestEnv, caller: &Caller, path: &str, body: &[u8]) -> String {
-    let r = artifacts_upload::handler(
-        &env.store,
-        Call::upload(WF, path, body).by(caller).request(),
-    )
-    .await
-    .unwrap();
+    let r = upload(env, Call::upload(WF, path, body).by(caller)).await;
     assert_eq!(r.status(), 201);
     json_body(&r)["artifact"]["artifactId"]
         .as_str()
@@ -302,9 +292,7 @@ async fn upload_via_s3(
 }
 
 async fn versions_of(env: &TestEnv, caller: &Caller, id: &str) -> Vec<u64> {
-    let r = artifacts_versions::handler(&env.store, Call::versions(id).by(caller).request())
-        .await
-        .unwrap();
+    let r = versions(env, Call::versions(id).by(caller)).await;
     json_body(&r)["versions"]
         .as_array()
         .unwrap()
@@ -348,10 +336,7 @@ async fn presigned_uploads_round_trip_every_size() {
         assert_eq!(outcome["version"], 1);
         let id = outcome["artifactId"].as_str().unwrap().to_owned();
 
-        let meta =
-            artifacts_versions::handler(&env.store, Call::artifact(&id).by(&alice).request())
-                .await
-                .unwrap();
+        let meta = versions(&env, Call::artifact(&id).by(&alice)).await;
         let meta = json_body(&meta);
         assert_eq!(meta["size"], size as u64);
         assert_eq!(meta["sha256"], sha_hex(&data));
@@ -663,12 +648,7 @@ async fn the_upload_route_and_an_eventbridge_event_ingest_too() {
         "sha256": sha_hex(&data),
         "metadata": {"run": "42"},
     });
-    let r = artifacts_presign::handler(
-        &env.store,
-        Call::create_upload(WF, &body).by(&alice).request(),
-    )
-    .await
-    .unwrap();
+    let r = presign(&env, Call::create_upload(WF, &body).by(&alice)).await;
     assert_eq!(r.status(), 201, "{}", String::from_utf8_lossy(&bytes(&r)));
     let created = json_body(&r);
     assert_eq!(created["method"], "PUT");
@@ -700,11 +680,7 @@ async fn the_upload_route_and_an_eventbridge_event_ingest_too() {
         .as_str()
         .unwrap()
         .to_owned();
-    let meta = json_body(
-        &artifacts_versions::handler(&env.store, Call::artifact(&id).by(&alice).request())
-            .await
-            .unwrap(),
-    );
+    let meta = json_body(&versions(&env, Call::artifact(&id).by(&alice)).await);
     assert_eq!(meta["artifactType"], "terraform");
     assert_eq!(meta["metadata"]["run"], "42");
     assert_eq!(meta["createdBy"], alice.sub.as_str());
@@ -723,21 +699,11 @@ async fn the_upload_route_and_an_eventbridge_event_ingest_too() {
             "sha256",
         ),
     ] {
-        let r = artifacts_presign::handler(
-            &env.store,
-            Call::create_upload(WF, &bad).by(&alice).request(),
-        )
-        .await
-        .unwrap();
+        let r = presign(&env, Call::create_upload(WF, &bad).by(&alice)).await;
         assert_eq!(r.status(), 400, "{bad}");
         assert_eq!(json_body(&r)["field"], field, "{bad}");
     }
     let reader = Caller::reader("acme");
-    let r = artifacts_presign::handler(
-        &env.store,
-        Call::create_upload(WF, &body).by(&reader).request(),
-    )
-    .await
-    .unwrap();
+    let r = presign(&env, Call::create_upload(WF, &body).by(&reader)).await;
     assert_eq!(r.status(), 403);
 }

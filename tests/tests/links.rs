@@ -15,7 +15,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use harness::{Call, Caller, TestEnv, bytes, header, json_body};
+use harness::{Call, Caller, TestEnv, bytes, download, header, json_body, presign};
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
 
@@ -23,18 +23,6 @@ const WF: &str = "wf-links";
 const BASE_URL: &str = "http://127.0.0.1:9000";
 
 // ------------------------------------------------------------------ helpers
-
-async fn presign(env: &TestEnv, call: Call) -> Response<Body> {
-    artifacts_presign::handler(&env.store, call.request())
-        .await
-        .unwrap()
-}
-
-async fn download(env: &TestEnv, call: Call) -> Response<Body> {
-    artifacts_download::handler(&env.store, call.request())
-        .await
-        .unwrap()
-}
 
 /// Upload as `caller`; the artifact id.
 async fn put(env: &TestEnv, caller: &Caller, path: &str, body: &[u8]) -> String {

@@ -13,15 +13,8 @@ use artifacts::model::{Artifact, new_artifact_id};
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use harness::{Call, Caller, TestEnv, bytes, header, json_body};
-use lambda_http::{Body, Response};
+use harness::{Call, Caller, TestEnv, bytes, header, json_body, list};
 use serde_json::Value;
-
-async fn list(env: &TestEnv, call: Call) -> Response<Body> {
-    artifacts_list::handler(&env.store, call.request())
-        .await
-        .unwrap()
-}
 
 async fn upload(env: &TestEnv, call: Call) -> Value {
     let response = artifacts_upload::handler(&env.store, call.request())
