@@ -329,7 +329,24 @@ impl Store {
                     sealed = Some(ready);
                     tokio::time::sleep(backoff(attempt)).await;
                 }
-                Err(e) => return Err(self.abandon(org, Some(ready), e).await),
+                // A failed condition: the transaction was cancelled, nothing
+                // points at the content.
+                Err(e @ Error::Conflict(_)) => return Err(self.abandon(org, Some(ready), e).await),
+                // Anything else is ambiguous: the transaction may have been
+                // applied and only its answer lost (once the SDK's own
+                // retries, which reuse the request token, are exhausted).
+                Err(e) => {
+                    return match self.committed(org, &artifact, &record).await {
+                        Some(true) => {
+                            tracing::warn!(error = %e, "commit answered an error but was applied");
+                            Ok(Some((artifact, version)))
+                        }
+                        Some(false) => Err(self.abandon(org, Some(ready), e).await),
+                        // Unknown: keep the content (the orphan sweep
+                        // removes it later if nothing references it).
+                        None => Err(e),
+                    };
+                }
             }
         }
         Err(self
@@ -339,6 +356,28 @@ impl Store {
                 Error::Conflict("too many concurrent writers to this path; retry".into()),
             )
             .await)
+    }
+
+    /// Whether `record` is committed as its version of `artifact`: read the
+    /// version item back (strongly consistent) and compare its `contentId`.
+    /// `None` when that cannot be told (the read failed too).
+    async fn committed(
+        &self,
+        org: &str,
+        artifact: &Artifact,
+        record: &VersionRecord,
+    ) -> Option<bool> {
+        match self
+            .metadata
+            .version(org, &artifact.artifact_id, record.version.version)
+            .await
+        {
+            Ok(found) => Some(found.is_some_and(|v| v.content_id == record.content_id)),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not tell whether a commit was applied");
+                None
+            }
+        }
     }
 
     /// One artifact's metadata.
