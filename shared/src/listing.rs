@@ -792,7 +792,7 @@ async fn versions_of(
         let page = md
             .versions(org, artifact_id, VERSIONS_PER_QUERY, Some(before))
             .await?;
-        queries += 1;
+        queries += page.queries;
         all.extend(page.versions);
         match page.next_before {
             Some(b) if b < before => before = b,

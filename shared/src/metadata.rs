@@ -112,6 +112,8 @@ pub struct VersionPage {
     pub versions: Vec<Version>,
     /// The last version returned, when older ones remain.
     pub next_before: Option<u64>,
+    /// DynamoDB Queries the page took.
+    pub queries: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -193,6 +195,12 @@ impl Metadata {
     }
 
     /// Versions newest first, `limit` at a time, starting below `before`.
+    ///
+    /// DynamoDB stops a Query after 1 MB of items read (before projection),
+    /// which inline versions reach after a dozen or so: the page follows
+    /// `LastEvaluatedKey` until it holds `limit` versions and knows whether
+    /// one more exists, or the history ends. `next_before` is therefore
+    /// `None` only when no older version exists.
     pub async fn versions(
         &self,
         org: &str,
@@ -206,33 +214,47 @@ impl Metadata {
                 return Ok(VersionPage {
                     versions: Vec::new(),
                     next_before: None,
+                    queries: 0,
                 });
             }
             Some(b) => version_sk(b - 1),
         };
-        let out = self
-            .ddb
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-            .expression_attribute_values(":pk", AttributeValue::S(artifact_pk(org, artifact_id)))
-            .expression_attribute_values(":lo", AttributeValue::S(version_sk(0)))
-            .expression_attribute_values(":hi", AttributeValue::S(upper))
-            .projection_expression("#version, #size, sha256, contentType, createdAt, createdBy")
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_names("#size", "size")
-            .scan_index_forward(false)
-            .consistent_read(true)
-            .limit(limit as i32 + 1)
-            .send()
-            .await
-            .map_err(|e| Error::upstream("dynamodb", e))?;
-        let mut versions = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| Item(i).version())
-            .collect::<Result<Vec<_>>>()?;
+        // One more than asked for tells whether older versions remain.
+        let wanted = limit as usize + 1;
+        let mut versions = Vec::with_capacity(wanted.min(1024));
+        let mut start = None;
+        let mut queries = 0;
+        loop {
+            let out = self
+                .ddb
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                .expression_attribute_values(
+                    ":pk",
+                    AttributeValue::S(artifact_pk(org, artifact_id)),
+                )
+                .expression_attribute_values(":lo", AttributeValue::S(version_sk(0)))
+                .expression_attribute_values(":hi", AttributeValue::S(upper.clone()))
+                .projection_expression("#version, #size, sha256, contentType, createdAt, createdBy")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_names("#size", "size")
+                .scan_index_forward(false)
+                .consistent_read(true)
+                .limit((wanted - versions.len()) as i32)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| Error::upstream("dynamodb", e))?;
+            queries += 1;
+            for item in out.items.unwrap_or_default() {
+                versions.push(Item(item).version()?);
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() && versions.len() < wanted => start = Some(key),
+                _ => break,
+            }
+        }
         let next_before = if versions.len() > limit as usize {
             versions.truncate(limit as usize);
             versions.last().map(|v| v.version)
@@ -242,6 +264,7 @@ impl Metadata {
         Ok(VersionPage {
             versions,
             next_before,
+            queries,
         })
     }
 
