@@ -53,27 +53,53 @@ impl Principal {
     }
 
     /// Build a principal from JWT claims (string values, as API Gateway passes them).
+    ///
+    /// `scope` (else `scp`) may be a space-separated string, a JSON array
+    /// (`["a","b"]`, as a string), or API Gateway's rendering of an array
+    /// claim, `[a b]`; all three mean the same. `org_id` may be an array
+    /// in any of these forms too, with exactly one value.
     pub fn from_claims(claims: &HashMap<String, String>) -> Result<Self> {
-        let org = claims
-            .get(ORG_CLAIM)
-            .ok_or(Error::Unauthorized("token has no org_id claim"))?;
-        if !is_valid_org(org) {
-            return Err(Error::Unauthorized("token has an invalid org_id claim"));
-        }
+        let org = match claims.get(ORG_CLAIM).map(|v| claim_values(v)) {
+            None => return Err(Error::Unauthorized("token has no org_id claim")),
+            Some(values) => match values.as_slice() {
+                [org] if is_valid_org(org) => org.clone(),
+                _ => return Err(Error::Unauthorized("token has an invalid org_id claim")),
+            },
+        };
         let subject = claims
             .get("sub")
             .filter(|s| !s.is_empty() && s.len() <= 256 && !s.chars().any(char::is_control))
             .ok_or(Error::Unauthorized("token has no valid sub claim"))?;
         let scopes = claims
             .get("scope")
-            .map(|s| s.split_whitespace().map(str::to_owned).collect())
+            .or_else(|| claims.get("scp"))
+            .map(|s| claim_values(s))
             .unwrap_or_default();
         Ok(Principal {
-            org: org.clone(),
+            org,
             subject: subject.clone(),
             scopes,
         })
     }
+}
+
+/// The values of a claim that may hold several: a JSON array of strings,
+/// API Gateway's `[a b]` rendering of an array claim, or a space-separated
+/// string. A single value without spaces is one value in every form.
+fn claim_values(raw: &str) -> Vec<String> {
+    let trimmed = raw.trim();
+    if let Ok(items) = serde_json::from_str::<Vec<String>>(trimmed) {
+        return items
+            .iter()
+            .flat_map(|i| i.split_whitespace())
+            .map(str::to_owned)
+            .collect();
+    }
+    let inner = trimmed
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(trimmed);
+    inner.split_whitespace().map(str::to_owned).collect()
 }
 
 /// Orgs prefix every key, so they may not contain the key separator `#`, a
@@ -138,10 +164,10 @@ pub fn verify_hs256(secret: &[u8], token: &str, now: i64) -> Result<HashMap<Stri
     if exp <= now {
         return Err(Error::Unauthorized("token expired"));
     }
-    if payload
-        .get("nbf")
-        .and_then(|n| n.as_i64())
-        .is_some_and(|nbf| nbf > now)
+    // `nbf`, when present, must be an integer like `exp`: a claim that
+    // cannot be read is not ignored.
+    if let Some(nbf) = payload.get("nbf")
+        && nbf.as_i64().ok_or(INVALID)? > now
     {
         return Err(Error::Unauthorized("token not yet valid"));
     }
@@ -151,9 +177,14 @@ pub fn verify_hs256(secret: &[u8], token: &str, now: i64) -> Result<HashMap<Stri
             let v = match v {
                 serde_json::Value::String(s) => s,
                 serde_json::Value::Number(n) => n.to_string(),
+                // Every item counts: an array org_id with a non-string
+                // item has two values and is refused, never narrowed.
                 serde_json::Value::Array(items) => items
                     .iter()
-                    .filter_map(|i| i.as_str())
+                    .map(|i| match i {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
                     .collect::<Vec<_>>()
                     .join(" "),
                 _ => return None,
@@ -293,6 +324,120 @@ mod tests {
         assert!(matches!(none, Err(Error::Unauthorized(_))));
         let empty = authenticate(&AuthMode::ApiGateway, Some(&HashMap::new()), None, NOW);
         assert!(matches!(empty, Err(Error::Unauthorized(_))));
+    }
+
+    fn claims(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn scope_claims_in_every_form_mean_the_same() {
+        let both = vec!["artifacts:read".to_owned(), "artifacts:write".to_owned()];
+        for (name, value) in [
+            ("scope", "artifacts:read artifacts:write"),
+            ("scope", "  artifacts:read   artifacts:write "),
+            ("scope", "[artifacts:read artifacts:write]"),
+            ("scope", r#"["artifacts:read","artifacts:write"]"#),
+            ("scope", r#"[ "artifacts:read", "artifacts:write" ]"#),
+            ("scp", "artifacts:read artifacts:write"),
+            ("scp", "[artifacts:read artifacts:write]"),
+            ("scp", r#"["artifacts:read","artifacts:write"]"#),
+        ] {
+            let p = Principal::from_claims(&claims(&[
+                ("sub", "u1"),
+                ("org_id", "acme"),
+                (name, value),
+            ]))
+            .unwrap();
+            assert_eq!(p.scopes, both, "{name}={value}");
+            p.require(Scope::Read).unwrap();
+            p.require(Scope::Write).unwrap();
+        }
+        // One scope in the bracketed form is that scope, nothing more.
+        let p = Principal::from_claims(&claims(&[
+            ("sub", "u1"),
+            ("org_id", "acme"),
+            ("scope", "[artifacts:read]"),
+        ]))
+        .unwrap();
+        assert_eq!(p.scopes, vec!["artifacts:read"]);
+        assert!(matches!(p.require(Scope::Write), Err(Error::Forbidden(_))));
+        // `scope` wins over `scp`; neither is no scope at all.
+        let p = Principal::from_claims(&claims(&[
+            ("sub", "u1"),
+            ("org_id", "acme"),
+            ("scope", "artifacts:read"),
+            ("scp", "artifacts:write"),
+        ]))
+        .unwrap();
+        assert_eq!(p.scopes, vec!["artifacts:read"]);
+        for empty in ["", "[]", "[ ]"] {
+            let p = Principal::from_claims(&claims(&[
+                ("sub", "u1"),
+                ("org_id", "acme"),
+                ("scope", empty),
+            ]))
+            .unwrap();
+            assert!(p.scopes.is_empty(), "{empty:?}");
+        }
+    }
+
+    #[test]
+    fn an_array_org_claim_needs_exactly_one_value() {
+        for ok in ["acme", "[acme]", r#"["acme"]"#, " [acme] "] {
+            let p = Principal::from_claims(&claims(&[("sub", "u1"), ("org_id", ok)])).unwrap();
+            assert_eq!(p.org, "acme", "{ok}");
+        }
+        for bad in [
+            "[acme other]",
+            r#"["acme","other"]"#,
+            "acme other",
+            "[]",
+            r#"[]"#,
+            "",
+            "[ac#me]",
+            r#"["acme", 5]"#,
+            "[[acme]]",
+        ] {
+            let result = Principal::from_claims(&claims(&[("sub", "u1"), ("org_id", bad)]));
+            assert!(
+                matches!(result, Err(Error::Unauthorized(_))),
+                "{bad:?} -> {result:?}"
+            );
+        }
+        // Through a dev token, JSON arrays arrive as arrays.
+        let one = json!({"sub": "u1", "org_id": ["acme"], "scope": ["artifacts:read"], "exp": NOW + 60});
+        let p = authenticate(&dev(), None, Some(&token(one)), NOW).unwrap();
+        assert_eq!((p.org.as_str(), p.scopes.as_slice()), ("acme", &["artifacts:read".to_owned()][..]));
+        for bad in [json!(["acme", "other"]), json!(["acme", 5]), json!([])] {
+            let claims = json!({"sub": "u1", "org_id": bad, "exp": NOW + 60});
+            let result = authenticate(&dev(), None, Some(&token(claims)), NOW);
+            assert!(matches!(result, Err(Error::Unauthorized(_))), "{result:?}");
+        }
+    }
+
+    #[test]
+    fn dev_tokens_with_unreadable_times_are_rejected() {
+        for claims in [
+            json!({"sub": "u1", "org_id": "acme", "exp": NOW + 60, "nbf": "0"}),
+            json!({"sub": "u1", "org_id": "acme", "exp": NOW + 60, "nbf": 1.5}),
+            json!({"sub": "u1", "org_id": "acme", "exp": NOW + 60, "nbf": null}),
+            json!({"sub": "u1", "org_id": "acme", "exp": NOW + 60, "nbf": [0]}),
+            json!({"sub": "u1", "org_id": "acme", "exp": (NOW + 60) as f64 + 0.5}),
+            json!({"sub": "u1", "org_id": "acme", "exp": (NOW + 60).to_string()}),
+        ] {
+            let result = authenticate(&dev(), None, Some(&token(claims.clone())), NOW);
+            assert!(
+                matches!(result, Err(Error::Unauthorized(_))),
+                "{claims} -> {result:?}"
+            );
+        }
+        // An integer nbf in the past is fine.
+        let ok = json!({"sub": "u1", "org_id": "acme", "exp": NOW + 60, "nbf": NOW - 5});
+        authenticate(&dev(), None, Some(&token(ok)), NOW).unwrap();
     }
 
     #[test]
