@@ -493,7 +493,10 @@ impl Store {
             );
         }
         Ok(Bundle::Delivered {
-            url: self.deliveries.presign_get(&key).await?,
+            url: self
+                .deliveries
+                .presign_get(&key, crate::delivery::LINK_TTL)
+                .await?,
         })
     }
 

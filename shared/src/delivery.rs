@@ -16,7 +16,8 @@ use crate::metadata::VersionRecord;
 use crate::model::Artifact;
 use crate::store::Store;
 
-/// How long a presigned delivery URL stays valid.
+/// How long a presigned delivery URL stays valid, at most (SPEC §6). Link
+/// downloads get less: see [`crate::links::MAX_LINK_URL_TTL`].
 pub const LINK_TTL: Duration = Duration::from_secs(15 * 60);
 /// A copy younger than this is reused instead of written again. Well inside
 /// the one-day lifecycle expiry, so a reused copy outlives its URL.
@@ -80,10 +81,11 @@ impl Deliveries {
         Multipart::start(&self.s3, &self.bucket, key, content_type, Some(disposition)).await
     }
 
-    /// A presigned GET for `key`, valid for [`LINK_TTL`].
-    pub async fn presign_get(&self, key: &str) -> Result<String> {
-        let config =
-            PresigningConfig::expires_in(LINK_TTL).map_err(|e| Error::upstream("s3", e))?;
+    /// A presigned GET for `key`, valid for `ttl` (at most [`LINK_TTL`],
+    /// at least a second).
+    pub async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String> {
+        let ttl = ttl.clamp(Duration::from_secs(1), LINK_TTL);
+        let config = PresigningConfig::expires_in(ttl).map_err(|e| Error::upstream("s3", e))?;
         let request = self
             .s3
             .get_object()
@@ -97,14 +99,16 @@ impl Deliveries {
 }
 
 impl Store {
-    /// A presigned URL serving one version's plaintext from `deliveries/`,
-    /// decrypting it there first unless a fresh copy exists. A copy is only
-    /// completed once every segment authenticated and the SHA-256 matched.
+    /// A presigned URL, valid for `ttl` (at most [`LINK_TTL`]), serving one
+    /// version's plaintext from `deliveries/`, decrypting it there first
+    /// unless a fresh copy exists. A copy is only completed once every
+    /// segment authenticated and the SHA-256 matched.
     pub async fn deliver(
         &self,
         org: &str,
         artifact: &Artifact,
         record: &VersionRecord,
+        ttl: Duration,
     ) -> Result<String> {
         let v = &record.version;
         let key = delivery_key(
@@ -133,6 +137,6 @@ impl Store {
             }
             upload.finish().await?;
         }
-        self.deliveries.presign_get(&key).await
+        self.deliveries.presign_get(&key, ttl).await
     }
 }

@@ -32,6 +32,9 @@ pub enum Error {
     /// The resource existed but is no longer available (expired link).
     #[error("gone: {0}")]
     Gone(&'static str),
+    /// Too many requests for one resource; try again after `retry_after` seconds.
+    #[error("rate limited: retry after {retry_after} s")]
+    RateLimited { retry_after: u64 },
     /// Stored content failed authentication or does not match its metadata.
     #[error("integrity failure: {0}")]
     Integrity(String),

@@ -120,6 +120,12 @@ pub fn problem(err: &Error, request_id: &str) -> Response<Body> {
             format!("{what} is no longer available"),
             None,
         ),
+        Error::RateLimited { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-requests",
+            "too many requests for this resource; retry after the Retry-After delay".into(),
+            None,
+        ),
         Error::Integrity(_) | Error::Upstream { .. } => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -156,6 +162,9 @@ pub fn problem(err: &Error, request_id: &str) -> Response<Body> {
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                 headers.insert(header::CONTENT_RANGE, v);
             }
+        }
+        Error::RateLimited { retry_after } => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
         }
         _ => {}
     }

@@ -24,10 +24,37 @@
 //! `GetItem` (missing or revoked: 410). Only then is the pinned version read
 //! and served, exactly as an authenticated download would. The org comes from
 //! the MACed payload, so a token can only ever address its own org's keys.
+//!
+//! # Bounding what an unauthenticated caller can cost
+//!
+//! `GET /v1/links/{token}` needs no credentials, so two bounds keep a replayed
+//! token — typically one that expired or was revoked and is still being
+//! polled — from turning into unbounded KMS calls and DynamoDB writes:
+//!
+//! - **A rate limit in front of `VerifyMac`** ([`LinkGuard`]): a token bucket
+//!   per token, in the memory of each function container, of
+//!   [`LINK_BURST`] requests refilled at [`LINK_RATE_PER_SEC`] a second; past
+//!   it the answer is 429 with `Retry-After`, before any AWS call. HMAC is
+//!   deterministic, so a link has exactly one valid token and the bucket is
+//!   per link for every token that verifies; a forged variant gets a bucket
+//!   of its own, fails `VerifyMac` and is never recorded (so a forger cannot
+//!   lock a link's holders out by spraying variants of its id). The bound is
+//!   per container: N warm containers admit up to N times the rate, which
+//!   still bounds the KMS calls per link by the function's concurrency. The
+//!   table holds at most [`GUARD_ENTRIES`] buckets; when full, buckets that
+//!   have refilled (idle ones) are dropped first, and if none has, all are.
+//! - **Refused uses are recorded at most once per link and minute**: the use
+//!   record of a 4xx/5xx answer has the key `U#{minute}#refused`, written
+//!   with `attribute_not_exists`, so however many containers see the same
+//!   refused token in one minute, one record exists; a container that has
+//!   already written (or found) that minute's record skips the write. Served
+//!   uses are still recorded one by one (they are bounded by the limiter).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_kms::primitives::Blob;
@@ -64,6 +91,18 @@ const POINTER_SK: &str = "#LINK";
 const USE_SK_PREFIX: &str = "U#";
 /// Listing reads at most this many 1 MB pages of one artifact's link items.
 const MAX_LIST_PAGES: usize = 64;
+/// A link download over the direct limit is a 303 to a presigned S3 GET
+/// valid for what is left of the link's life, and never longer than this:
+/// a revoked or expired link stops serving within it.
+pub const MAX_LINK_URL_TTL: Duration = Duration::from_secs(60);
+/// Requests one token may make in a burst, per container (see the module doc).
+pub const LINK_BURST: u32 = 30;
+/// The sustained rate a token's bucket refills at, per container.
+pub const LINK_RATE_PER_SEC: u32 = 5;
+/// Most tokens (and links) one container keeps limiter state for.
+pub const GUARD_ENTRIES: usize = 10_000;
+/// Refused uses of a link are recorded at most once per this many seconds.
+pub const REFUSED_USE_WINDOW_SECS: i64 = 60;
 
 /// What a token says, authenticated by its MAC.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,16 +209,104 @@ fn decode_token(token: &str) -> Option<(Vec<u8>, Vec<u8>)> {
         .then_some((payload_bytes, mac_bytes))
 }
 
-/// The KMS HMAC key (`ARTIFACTS_LINK_KEY_ID`) that signs and checks tokens.
+/// Per-container bounds on what link requests cost (see the module doc): a
+/// token bucket per token in front of `VerifyMac`, and the minute of the
+/// last refused-use record per link.
+#[derive(Debug, Default)]
+pub struct LinkGuard {
+    state: Mutex<GuardState>,
+}
+
+#[derive(Debug, Default)]
+struct GuardState {
+    buckets: HashMap<String, Bucket>,
+    /// `{org}#{linkId}` → the start of the minute whose refused-use record
+    /// this container has written or found.
+    refusals: HashMap<String, i64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn refilled(self, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        (self.tokens + elapsed * f64::from(LINK_RATE_PER_SEC)).min(f64::from(LINK_BURST))
+    }
+}
+
+impl LinkGuard {
+    /// Take one request from `token`'s bucket at `now`, or say how long until
+    /// one is available.
+    pub fn admit(&self, token: &str, now: Instant) -> Result<(), Duration> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !state.buckets.contains_key(token) && state.buckets.len() >= GUARD_ENTRIES {
+            let full = f64::from(LINK_BURST);
+            state.buckets.retain(|_, b| b.refilled(now) < full);
+            if state.buckets.len() >= GUARD_ENTRIES {
+                state.buckets.clear();
+            }
+        }
+        let bucket = state.buckets.entry(token.to_owned()).or_insert(Bucket {
+            tokens: f64::from(LINK_BURST),
+            at: now,
+        });
+        let tokens = bucket.refilled(now);
+        if tokens >= 1.0 {
+            *bucket = Bucket {
+                tokens: tokens - 1.0,
+                at: now,
+            };
+            Ok(())
+        } else {
+            let wait = (1.0 - tokens) / f64::from(LINK_RATE_PER_SEC);
+            Err(Duration::from_secs_f64(wait))
+        }
+    }
+
+    /// Whether this container already wrote (or found) `link`'s refused-use
+    /// record for the minute starting at `minute`.
+    fn refusal_recorded(&self, link: &str, minute: i64) -> bool {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.refusals.get(link) == Some(&minute)
+    }
+
+    fn note_refusal(&self, link: &str, minute: i64) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.refusals.len() >= GUARD_ENTRIES {
+            state.refusals.retain(|_, m| *m >= minute);
+            if state.refusals.len() >= GUARD_ENTRIES {
+                state.refusals.clear();
+            }
+        }
+        state.refusals.insert(link.to_owned(), minute);
+    }
+}
+
+/// The KMS HMAC key (`ARTIFACTS_LINK_KEY_ID`) that signs and checks tokens,
+/// with the per-container [`LinkGuard`] in front of it.
 #[derive(Debug, Clone)]
 pub struct LinkKey {
     kms: aws_sdk_kms::Client,
     key_id: Option<String>,
+    guard: Arc<LinkGuard>,
 }
 
 impl LinkKey {
     pub fn new(kms: aws_sdk_kms::Client, key_id: Option<String>) -> Self {
-        LinkKey { kms, key_id }
+        LinkKey {
+            kms,
+            key_id,
+            guard: Arc::default(),
+        }
+    }
+
+    /// The limiter state of this key (one per container).
+    pub fn guard(&self) -> &LinkGuard {
+        &self.guard
     }
 
     fn key_id(&self) -> Result<&str> {
@@ -210,12 +337,18 @@ impl LinkKey {
     }
 
     /// The claims of a token this key signed: at most one `VerifyMac`, none
-    /// for a string that is not shaped like a token. Anything not signed by
-    /// this key is 404, exactly like a link that never existed.
+    /// for a string that is not shaped like a token, and none past the
+    /// token's rate limit (429). Anything not signed by this key is 404,
+    /// exactly like a link that never existed.
     pub async fn verify(&self, token: &str) -> Result<LinkClaims> {
         const NOT_A_LINK: Error = Error::NotFound("link");
         let (payload, mac) = decode_token(token).ok_or(NOT_A_LINK)?;
         let claims = LinkClaims::from_bytes(&payload).ok_or(NOT_A_LINK)?;
+        self.guard
+            .admit(token, Instant::now())
+            .map_err(|wait| Error::RateLimited {
+                retry_after: wait.as_secs().max(1),
+            })?;
         let verified = self
             .kms
             .verify_mac()
@@ -324,6 +457,16 @@ pub struct OpenLink {
     pub claims: LinkClaims,
     pub artifact: Artifact,
     pub record: VersionRecord,
+    /// How long a presigned URL handed out for this use may live: what is
+    /// left of the link's life, at most [`MAX_LINK_URL_TTL`].
+    pub url_ttl: Duration,
+}
+
+/// What is left of a link's life at `now`, capped at [`MAX_LINK_URL_TTL`]
+/// (at least a second: a link is refused once none is left).
+pub fn url_ttl(claims: &LinkClaims, now: i64) -> Duration {
+    let left = claims.expires_at.saturating_sub(now).max(1);
+    Duration::from_secs(u64::try_from(left).unwrap_or(1)).min(MAX_LINK_URL_TTL)
 }
 
 enum LinkState {
@@ -567,12 +710,15 @@ impl Store {
                 claims: claims.clone(),
                 artifact,
                 record,
+                url_ttl: url_ttl(claims, now),
             })),
             _ => LinkState::Refused("deleted"),
         })
     }
 
-    /// One use record per use; served uses also count on the link item.
+    /// One use record per served use, also counted on the link item; refused
+    /// (and failed) uses at most one record per link and minute (see the
+    /// module doc).
     async fn record_link_use(
         &self,
         claims: &LinkClaims,
@@ -580,8 +726,19 @@ impl Store {
         status: u16,
         now: i64,
     ) -> Result<()> {
-        let mut random = [0u8; 4];
-        getrandom::fill(&mut random).map_err(|e| Error::upstream("random", e))?;
+        let refused = status >= 400;
+        let minute = now - now.rem_euclid(REFUSED_USE_WINDOW_SECS);
+        let link = format!("{}#{}", claims.org, claims.link_id);
+        if refused && self.link_key.guard().refusal_recorded(&link, minute) {
+            return Ok(());
+        }
+        let sk = if refused {
+            format!("{USE_SK_PREFIX}{minute:012}#refused")
+        } else {
+            let mut random = [0u8; 4];
+            getrandom::fill(&mut random).map_err(|e| Error::upstream("random", e))?;
+            format!("{USE_SK_PREFIX}{now:012}#{}", hex::encode(random))
+        };
         let put = self
             .metadata
             .client()
@@ -589,10 +746,7 @@ impl Store {
             .table_name(self.metadata.table())
             .set_item(Some(HashMap::from([
                 ("pk".into(), s(link_pk(&claims.org, &claims.link_id))),
-                (
-                    "sk".into(),
-                    s(format!("{USE_SK_PREFIX}{now:012}#{}", hex::encode(random))),
-                ),
+                ("sk".into(), s(sk)),
                 ("linkId".into(), s(&claims.link_id)),
                 ("artifactId".into(), s(&claims.artifact_id)),
                 ("version".into(), n(claims.version)),
@@ -601,9 +755,18 @@ impl Store {
                 ("status".into(), n(status)),
                 ("expiresAt".into(), n(now + USE_RETENTION_SECS)),
             ])))
+            .condition_expression("attribute_not_exists(pk)")
             .send();
-        if status >= 400 {
-            put.await.map_err(|e| Error::upstream("dynamodb", e))?;
+        if refused {
+            match put.await {
+                Ok(_) => {}
+                // Another request already recorded this minute's refusal.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(Error::upstream("dynamodb", e)),
+            }
+            self.link_key.guard().note_refusal(&link, minute);
             return Ok(());
         }
         let count = self

@@ -3,8 +3,10 @@
 //! `GET /v1/links/{token}` (no principal: the token is the credential, SPEC
 //! §8) answers the same way for the version the link pins.
 
+use std::time::Duration;
+
 use artifacts::http::{self, header_str};
-use artifacts::links;
+use artifacts::{delivery, links};
 use artifacts::metadata::VersionRecord;
 use artifacts::model::Artifact;
 use artifacts::{Error, Result, Store};
@@ -32,7 +34,8 @@ async fn link(store: &Store, req: &Request, token: &str) -> Response<Body> {
     let request_id = http::request_id(req);
     store
         .serve_link(token, links::now(), &request_id, |open| async move {
-            serve_version(store, req, &open.claims.org, &open.artifact, &open.record).await
+            let org = &open.claims.org;
+            serve_version_for(store, req, org, &open.artifact, &open.record, open.url_ttl).await
         })
         .await
 }
@@ -48,13 +51,27 @@ async fn download(store: &Store, req: &Request) -> Result<Response<Body>> {
 }
 
 /// Answer a download of one version: conditionals, `Range`, headers of
-/// SPEC §6. Shared by the authenticated route and links.
+/// SPEC §6. Content over the direct limit is a 303 to a presigned URL valid
+/// for the longest lifetime SPEC §6 allows.
 pub async fn serve_version(
     store: &Store,
     req: &Request,
     org: &str,
     artifact: &Artifact,
     record: &VersionRecord,
+) -> Result<Response<Body>> {
+    serve_version_for(store, req, org, artifact, record, delivery::LINK_TTL).await
+}
+
+/// [`serve_version`] with the presigned URL valid for `url_ttl` (links
+/// pass what is left of their life, capped; see `links::OpenLink`).
+pub async fn serve_version_for(
+    store: &Store,
+    req: &Request,
+    org: &str,
+    artifact: &Artifact,
+    record: &VersionRecord,
+    url_ttl: Duration,
 ) -> Result<Response<Body>> {
     let v = &record.version;
     let etag = http::etag(&v.sha256);
@@ -76,7 +93,7 @@ pub async fn serve_version(
     // Too large for a Lambda response: send the client to a decrypted copy
     // in S3, which serves Range itself.
     if v.size > store.config.direct_max_bytes {
-        let url = store.deliver(org, artifact, record).await?;
+        let url = store.deliver(org, artifact, record, url_ttl).await?;
         return Response::builder()
             .status(StatusCode::SEE_OTHER)
             .header(header::LOCATION, url)
