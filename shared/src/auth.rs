@@ -409,9 +409,13 @@ mod tests {
             );
         }
         // Through a dev token, JSON arrays arrive as arrays.
-        let one = json!({"sub": "u1", "org_id": ["acme"], "scope": ["artifacts:read"], "exp": NOW + 60});
+        let one =
+            json!({"sub": "u1", "org_id": ["acme"], "scope": ["artifacts:read"], "exp": NOW + 60});
         let p = authenticate(&dev(), None, Some(&token(one)), NOW).unwrap();
-        assert_eq!((p.org.as_str(), p.scopes.as_slice()), ("acme", &["artifacts:read".to_owned()][..]));
+        assert_eq!(
+            (p.org.as_str(), p.scopes.as_slice()),
+            ("acme", &["artifacts:read".to_owned()][..])
+        );
         for bad in [json!(["acme", "other"]), json!(["acme", 5]), json!([])] {
             let claims = json!({"sub": "u1", "org_id": bad, "exp": NOW + 60});
             let result = authenticate(&dev(), None, Some(&token(claims)), NOW);

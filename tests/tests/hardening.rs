@@ -15,9 +15,7 @@ use aws_sdk_dynamodb::config::interceptors::{
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::types::AttributeValue;
-use harness::{
-    Call, Caller, TestEnv, bytes, download, header, json_body, list, upload, versions,
-};
+use harness::{Call, Caller, TestEnv, bytes, download, header, json_body, list, upload, versions};
 use lambda_http::{Body, Response};
 use serde_json::Value;
 
@@ -208,13 +206,13 @@ async fn a_direct_upload_whose_commit_answer_is_lost_keeps_its_content() {
         .as_str()
         .unwrap()
         .to_owned();
-    let listed: Vec<u64> = json_body(&versions(&env, Call::versions(&id).by(&alice)).await)
-        ["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["version"].as_u64().unwrap())
-        .collect();
+    let listed: Vec<u64> =
+        json_body(&versions(&env, Call::versions(&id).by(&alice)).await)["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version"].as_u64().unwrap())
+            .collect();
     assert_eq!(listed, [3, 2, 1]);
     // Every committed version downloads its exact bytes.
     for (n, data) in [(1, &v1), (2, &v2)] {
@@ -288,7 +286,11 @@ async fn an_ingest_whose_commit_answer_is_lost_keeps_its_content() {
         .ingest(&key)
         .await
         .expect("the version was committed: nothing to retry");
-    let IngestOutcome::Committed { artifact_id: id, version } = outcome else {
+    let IngestOutcome::Committed {
+        artifact_id: id,
+        version,
+    } = outcome
+    else {
         panic!("{outcome:?}");
     };
     assert_eq!(version, 1);

@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use artifacts::http::{self, header_str};
-use artifacts::{delivery, links};
 use artifacts::metadata::VersionRecord;
 use artifacts::model::Artifact;
 use artifacts::{Error, Result, Store};
+use artifacts::{delivery, links};
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 
