@@ -56,6 +56,51 @@ pub struct BundleRequest {
     pub pins: Vec<String>,
 }
 
+/// The query parameters of the bundle route.
+const BUNDLE_PARAMS: &[&str] = &["artifactType", "prefix", "pin"];
+
+impl BundleRequest {
+    /// The bundle route's request from its query parameters. Every parameter
+    /// is checked as the listing checks its own: a name the route does not
+    /// know, or a repeated one other than `pin`, is a 400 naming it (a
+    /// misspelt `prefx` must not bundle everything). An empty `prefix` is
+    /// no prefix.
+    pub fn parse<'a>(
+        workflow_id: &str,
+        params: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self> {
+        let mut request = BundleRequest {
+            workflow_id: workflow_id.to_owned(),
+            ..BundleRequest::default()
+        };
+        for (name, value) in params {
+            let (field, slot) = match name {
+                "pin" => {
+                    request.pins.push(value.to_owned());
+                    continue;
+                }
+                "artifactType" => ("artifactType", &mut request.artifact_type),
+                "prefix" => ("prefix", &mut request.prefix),
+                other => {
+                    return Err(Error::bad_request(
+                        "query",
+                        format!(
+                            "unknown parameter {}; this route takes {}",
+                            crate::listing::shown(other),
+                            BUNDLE_PARAMS.join(", ")
+                        ),
+                    ));
+                }
+            };
+            if slot.replace(value.to_owned()).is_some() {
+                return Err(Error::bad_request(field, "must be given at most once"));
+            }
+        }
+        request.prefix = request.prefix.filter(|p| !p.is_empty());
+        Ok(request)
+    }
+}
+
 /// One file of a bundle, as `MANIFEST.json` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -629,6 +674,41 @@ impl Pipe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bundle_parameters_are_checked_like_the_listings() {
+        let r = BundleRequest::parse(
+            "wf",
+            [
+                ("artifactType", "prd"),
+                ("prefix", "docs/"),
+                ("pin", "a:1"),
+                ("pin", "b:2"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(r.artifact_type.as_deref(), Some("prd"));
+        assert_eq!(r.prefix.as_deref(), Some("docs/"));
+        assert_eq!(r.pins, ["a:1", "b:2"]);
+        assert_eq!(
+            BundleRequest::parse("wf", [("prefix", "")]).unwrap().prefix,
+            None
+        );
+        let field = |pairs: &[(&str, &str)]| match BundleRequest::parse("wf", pairs.iter().copied())
+        {
+            Err(Error::BadRequest { field, reason }) => (field, reason),
+            other => panic!("{pairs:?} -> {other:?}"),
+        };
+        let (f, reason) = field(&[("prefx", "docs/")]);
+        assert_eq!(f, "query");
+        assert!(reason.contains("\"prefx\""), "{reason}");
+        assert_eq!(field(&[("PIN", "a:1")]).0, "query");
+        assert_eq!(field(&[("prefix", "a"), ("prefix", "b")]).0, "prefix");
+        assert_eq!(
+            field(&[("artifactType", "a"), ("artifactType", "a")]).0,
+            "artifactType"
+        );
+    }
 
     fn entry(path: &str, id: char, version: u64) -> BundleEntry {
         BundleEntry {

@@ -226,7 +226,7 @@ impl ListQuery {
 }
 
 /// A parameter name as it may appear in a problem detail.
-fn shown(name: &str) -> String {
+pub(crate) fn shown(name: &str) -> String {
     let cut: String = name.chars().take(64).collect();
     format!("{cut:?}")
 }

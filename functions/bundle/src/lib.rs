@@ -3,6 +3,7 @@
 //! directly up to `ARTIFACTS_DIRECT_MAX_BYTES`, else a 303 to a presigned
 //! copy in `deliveries/`.
 
+use artifacts::auth::Scope;
 use artifacts::bundle::{self, Bundle, BundleRequest};
 use artifacts::http::{self, header_str};
 use artifacts::{Error, Result, Store};
@@ -17,18 +18,11 @@ pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lamb
 async fn bundle(store: &Store, req: &Request) -> Result<Response<Body>> {
     let principal = http::principal(&store.config.auth, req)?;
     tracing::Span::current().record("org", principal.org.as_str());
-    let request = BundleRequest {
-        workflow_id: http::path_param(req, "workflowId").unwrap_or_default(),
-        artifact_type: http::query_param(req, "artifactType"),
-        prefix: http::query_param(req, "prefix").filter(|p| !p.is_empty()),
-        pins: req
-            .query_string_parameters_ref()
-            .and_then(|q| q.all("pin"))
-            .unwrap_or_default()
-            .into_iter()
-            .map(str::to_owned)
-            .collect(),
-    };
+    // Scope before parameters: a caller who may not read learns nothing more.
+    principal.require(Scope::Read)?;
+    let workflow_id = http::path_param(req, "workflowId").unwrap_or_default();
+    let params = req.query_string_parameters_ref();
+    let request = BundleRequest::parse(&workflow_id, params.into_iter().flat_map(|q| q.iter()))?;
     let selection = store.bundle_selection(&principal, &request).await?;
     let etag = selection.etag();
     if header_str(req, "if-none-match")?.is_some_and(|inm| http::etag_matches(inm, &etag)) {
