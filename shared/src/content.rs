@@ -187,8 +187,19 @@ impl Multipart {
     }
 
     /// Upload what is buffered and make the object visible; returns its
-    /// `VersionId` when the bucket is versioned.
+    /// `VersionId` when the bucket is versioned. If that fails, the upload is
+    /// aborted, so no parts are left behind to be paid for.
     pub async fn finish(mut self) -> Result<Option<String>> {
+        match self.complete().await {
+            Ok(version_id) => Ok(version_id),
+            Err(e) => {
+                self.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn complete(&mut self) -> Result<Option<String>> {
         if !self.buf.is_empty() || self.parts.is_empty() {
             self.flush().await?;
         }
@@ -200,7 +211,7 @@ impl Multipart {
             .upload_id(&self.upload_id)
             .multipart_upload(
                 CompletedMultipartUpload::builder()
-                    .set_parts(Some(std::mem::take(&mut self.parts)))
+                    .set_parts(Some(self.parts.clone()))
                     .build(),
             )
             .send()
@@ -219,9 +230,17 @@ impl Multipart {
             .upload_id(&self.upload_id)
             .send()
             .await;
-        if let Err(e) = result {
-            // The lifecycle rule aborts incomplete uploads after a day.
-            tracing::warn!(error = ?e, "could not abort a multipart upload");
+        match result {
+            Ok(_) => {}
+            // Completed after all (an answer lost after S3 applied it): the
+            // object exists; content no version references is swept later.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_no_such_upload()) => {}
+            Err(e) => {
+                // The lifecycle rule aborts incomplete uploads after a day.
+                tracing::warn!(error = ?e, "could not abort a multipart upload");
+            }
         }
     }
 }
