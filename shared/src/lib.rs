@@ -19,6 +19,7 @@ pub mod metadata;
 pub mod model;
 pub mod reader;
 pub mod store;
+pub mod sweep;
 pub mod telemetry;
 pub mod uploads;
 pub mod zip;
