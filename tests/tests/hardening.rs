@@ -15,7 +15,9 @@ use aws_sdk_dynamodb::config::interceptors::{
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::types::AttributeValue;
-use harness::{Call, Caller, TestEnv, bytes, download, header, json_body, list, upload, versions};
+use harness::{
+    Call, Caller, TestEnv, bundle, bytes, download, header, json_body, list, upload, versions,
+};
 use lambda_http::{Body, Response};
 use serde_json::Value;
 
@@ -610,4 +612,196 @@ fn the_limiter_refills_at_its_rate() {
     for i in 0..links::GUARD_ENTRIES + 10 {
         guard.admit(&format!("t{i}"), t1).unwrap();
     }
+}
+
+// ---------------------------------------------------------------------------
+// Item 14: bundle parameters, failed multipart completions, orphan sweep.
+
+#[tokio::test]
+async fn the_bundle_route_rejects_unknown_and_repeated_parameters() {
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    put(&env, &alice, "docs/a.md", b"a").await;
+    put(&env, &alice, "src/b.rs", b"b").await;
+    for (raw, field, named) in [
+        ("prefx=docs%2F", "query", "prefx"),
+        ("Prefix=docs%2F", "query", "Prefix"),
+        ("prefix=docs%2F&prefix=src%2F", "prefix", "prefix"),
+        (
+            "artifactType=file&artifactType=prd",
+            "artifactType",
+            "artifactType",
+        ),
+    ] {
+        let r = bundle(&env, Call::bundle(WF).raw_query(raw).by(&alice)).await;
+        assert_eq!(r.status(), 400, "{raw}");
+        assert_eq!(header(&r, "content-type"), Some("application/problem+json"));
+        let problem = json_body(&r);
+        assert_eq!(problem["field"], field, "{raw}: {problem}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains(named),
+            "{raw}: {problem}"
+        );
+    }
+    // Known parameters still work, pins repeat.
+    let r = bundle(
+        &env,
+        Call::bundle(WF).raw_query("prefix=docs%2F").by(&alice),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    // Without read scope: 403 before any parameter is looked at.
+    let none = Caller::new("acme", "");
+    let r = bundle(&env, Call::bundle(WF).raw_query("prefx=x").by(&none)).await;
+    assert_eq!(r.status(), 403);
+}
+
+/// Fails every S3 `CompleteMultipartUpload` before it is sent.
+#[derive(Debug)]
+struct CompletionOutage;
+
+impl aws_sdk_s3::config::Intercept for CompletionOutage {
+    fn name(&self) -> &'static str {
+        "CompletionOutage"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_s3::config::RuntimeComponents,
+        _: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        let request = context.request();
+        let completes = request.method() == "POST" && request.uri().contains("uploadId=");
+        if completes {
+            Err("injected fault: CompleteMultipartUpload failed".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failed_multipart_completion_is_aborted() {
+    let env = TestEnv::with_config(|c| c.direct_max_bytes = 1024).await;
+    let alice = Caller::writer("acme");
+    let data = content(300_000, 14);
+    let id = put(&env, &alice, "large.bin", &data).await;
+    let conf = aws_sdk_s3::config::Builder::from(&env.sdk)
+        .force_path_style(true)
+        .interceptor(CompletionOutage)
+        .build();
+    let faulty = Store::with_clients(
+        env.store.config.clone(),
+        env.dynamodb(),
+        aws_sdk_s3::Client::from_conf(conf),
+        aws_sdk_kms::Client::new(&env.sdk),
+    );
+    // A large download writes a decrypted copy with a multipart upload.
+    let r = artifacts_download::handler(&faulty, Call::download(&id).by(&alice).request())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500);
+    let pending = env
+        .s3()
+        .list_multipart_uploads()
+        .bucket(&env.resources.bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        pending.uploads().is_empty(),
+        "left behind: {:?}",
+        pending.uploads()
+    );
+    assert!(object_versions(&env, "deliveries/").await.is_empty());
+    // The healthy path still serves it.
+    assert!(fetch(&env, &alice, &id).await == data);
+}
+
+#[tokio::test]
+async fn the_sweep_removes_old_unreferenced_content_only() {
+    use artifacts::content::content_key;
+    use artifacts::sweep::{SweepLimits, SweepReport};
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    let data = content(300_000, 15);
+    let kept = put(&env, &alice, "kept.bin", &data).await;
+    let small = put(&env, &alice, "small.txt", b"inline").await;
+    let put_raw = |key: String| {
+        let s3 = env.s3();
+        let bucket = env.resources.bucket.clone();
+        async move {
+            s3.put_object()
+                .bucket(bucket)
+                .key(&key)
+                .body(b"sealed bytes nobody references".to_vec().into())
+                .send()
+                .await
+                .unwrap();
+            key
+        }
+    };
+    // A dead request's content beside a committed version, one for an
+    // artifact that never got committed, and keys that are not content.
+    put_raw(content_key("acme", &kept)).await;
+    put_raw(content_key("acme", &"ab".repeat(16))).await;
+    put_raw(content_key("globex", &small)).await;
+    put_raw("orgs/acme/notes/readme".into()).await;
+    put_raw("deliveries/acme/x".into()).await;
+    assert_eq!(object_versions(&env, "orgs/").await.len(), 5);
+
+    // Nothing is old enough yet.
+    let now = links::now();
+    let young = env
+        .store
+        .sweep_orphans(now, SweepLimits::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        young,
+        SweepReport {
+            examined: 5,
+            deleted: 0,
+            resume: None
+        }
+    );
+
+    // Two days on, one version at a time: bounded runs that resume.
+    let later = now + 2 * 24 * 3600;
+    let one = SweepLimits {
+        max_examined: 1,
+        max_deleted: 1,
+    };
+    let (mut runs, mut examined, mut deleted, mut from) = (0, 0, 0, None);
+    loop {
+        let report = env.store.sweep_orphans(later, one, from).await.unwrap();
+        assert!(report.examined <= 1 && report.deleted <= 1, "{report:?}");
+        runs += 1;
+        examined += report.examined;
+        deleted += report.deleted;
+        from = report.resume;
+        if from.is_none() || runs > 20 {
+            break;
+        }
+    }
+    assert!(from.is_none(), "the sweep finishes");
+    assert_eq!((examined, deleted), (5, 3));
+    let left: Vec<String> = object_versions(&env, "orgs/")
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.contains(&content_key("acme", &kept)));
+    assert!(left.contains(&"orgs/acme/notes/readme".to_owned()));
+    assert_eq!(object_versions(&env, "deliveries/").await.len(), 1);
+    // Committed content still downloads; a second sweep removes nothing.
+    assert!(fetch(&env, &alice, &kept).await == data);
+    let again = env
+        .store
+        .sweep_orphans(later, SweepLimits::default(), None)
+        .await
+        .unwrap();
+    assert_eq!((again.examined, again.deleted), (2, 0));
 }
