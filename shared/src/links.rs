@@ -1048,6 +1048,38 @@ mod tests {
     }
 
     #[test]
+    fn link_urls_live_at_most_a_minute_and_never_past_the_link() {
+        let at = |expires_at| LinkClaims {
+            expires_at,
+            ..claims()
+        };
+        let now = 1_800_000_000;
+        assert_eq!(url_ttl(&at(now + 30), now), Duration::from_secs(30));
+        assert_eq!(url_ttl(&at(now + 60), now), Duration::from_secs(60));
+        assert_eq!(url_ttl(&at(now + 604_800), now), MAX_LINK_URL_TTL);
+        assert_eq!(url_ttl(&at(now + 1), now), Duration::from_secs(1));
+        // (Never asked for once expired; still no zero or negative lifetime.)
+        assert_eq!(url_ttl(&at(now), now), Duration::from_secs(1));
+        assert_eq!(url_ttl(&at(i64::MIN), now), Duration::from_secs(1));
+        assert_eq!(url_ttl(&at(i64::MAX), i64::MIN), MAX_LINK_URL_TTL);
+    }
+
+    #[test]
+    fn refusals_are_remembered_per_link_and_minute() {
+        let guard = LinkGuard::default();
+        assert!(!guard.refusal_recorded("acme#l1", 60));
+        guard.note_refusal("acme#l1", 60);
+        assert!(guard.refusal_recorded("acme#l1", 60));
+        assert!(!guard.refusal_recorded("acme#l1", 120));
+        assert!(!guard.refusal_recorded("acme#l2", 60));
+        for i in 0..GUARD_ENTRIES + 5 {
+            guard.note_refusal(&format!("acme#{i}"), 120);
+        }
+        let entries = guard.state.lock().unwrap().refusals.len();
+        assert!(entries <= GUARD_ENTRIES, "{entries}");
+    }
+
+    #[test]
     fn config_needs_the_link_key() {
         let vars = |key: Option<&str>| {
             let mut map = HashMap::from([

@@ -212,6 +212,14 @@ impl Store {
     /// With `upload` (a session the caller found pending), the transaction
     /// also completes that session; `Ok(None)` means another delivery of it
     /// completed it while this one was retrying.
+    ///
+    /// Sealed content is removed only when the commit certainly did not
+    /// happen: a failed condition, or — after an error that leaves it open
+    /// (an answer lost once the SDK's retries, which reuse the request
+    /// token, are exhausted) — a strongly consistent read of the version
+    /// item that does not find our `contentId`. Found, the commit happened
+    /// and is a success; if even that read fails, the content is kept for
+    /// the orphan sweep ([`crate::sweep`]) to judge a day later.
     pub(crate) async fn commit(
         &self,
         org: &str,
