@@ -25,6 +25,11 @@ const SPEC_ROUTES: &[(&str, &str, &str)] = &[
         "upload",
     ),
     ("POST", "/v1/workflows/{workflowId}/uploads", "presign"),
+    (
+        "GET",
+        "/v1/workflows/{workflowId}/uploads/{uploadId}",
+        "presign",
+    ),
     ("GET", "/v1/workflows/{workflowId}/artifacts", "list"),
     ("GET", "/v1/artifacts", "list"),
     ("GET", "/v1/artifacts/{artifactId}", "versions"),
