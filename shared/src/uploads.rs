@@ -52,7 +52,8 @@ pub fn staging_key(org: &str, upload_id: &str) -> String {
     format!("incoming/{org}/{upload_id}")
 }
 
-fn session_pk(org: &str, upload_id: &str) -> String {
+/// The partition of an upload session.
+pub fn session_pk(org: &str, upload_id: &str) -> String {
     format!("{org}#U#{upload_id}")
 }
 
@@ -397,9 +398,8 @@ impl Store {
             state: text("state").ok_or_else(malformed)?,
             expires_at,
             // Sessions from before `urlExpiresAt` was recorded.
-            url_expires_at: number("urlExpiresAt").unwrap_or(
-                expires_at - SESSION_TTL_SECS + UPLOAD_URL_TTL.as_secs() as i64,
-            ),
+            url_expires_at: number("urlExpiresAt")
+                .unwrap_or(expires_at - SESSION_TTL_SECS + UPLOAD_URL_TTL.as_secs() as i64),
             artifact_id: text("artifactId"),
             version: number("version").and_then(|v| u64::try_from(v).ok()),
             reason: text("reason"),

@@ -120,7 +120,11 @@ pub struct Poller {
 impl Poller {
     pub async fn new(sqs: aws_sdk_sqs::Client, queue_url: &str) -> Result<Self, BoxError> {
         let queue_arn = crate::queue_arn(&sqs, queue_url).await?;
-        let region = queue_arn.split(':').nth(3).unwrap_or("us-east-1").to_owned();
+        let region = queue_arn
+            .split(':')
+            .nth(3)
+            .unwrap_or("us-east-1")
+            .to_owned();
         Ok(Poller {
             sqs,
             queue_url: queue_url.to_owned(),
@@ -158,7 +162,9 @@ impl Poller {
             Ok(answer) => match failed_ids(&answer, messages) {
                 Some(failed) => failed,
                 None => {
-                    eprintln!("poller: unreadable batch response, the whole batch is retried: {answer}");
+                    eprintln!(
+                        "poller: unreadable batch response, the whole batch is retried: {answer}"
+                    );
                     messages.iter().filter_map(Message::message_id).collect()
                 }
             },
@@ -277,7 +283,10 @@ fn failed_ids<'m>(answer: &Value, messages: &'m [Message]) -> Option<Vec<&'m str
     failures
         .iter()
         .map(|f| {
-            let id = f.get("itemIdentifier")?.as_str().filter(|id| !id.is_empty())?;
+            let id = f
+                .get("itemIdentifier")?
+                .as_str()
+                .filter(|id| !id.is_empty())?;
             messages
                 .iter()
                 .filter_map(Message::message_id)
@@ -304,8 +313,14 @@ mod tests {
             ids(json!({"batchItemFailures": [{"itemIdentifier": "b"}]})),
             Some(vec!["b"])
         );
-        assert_eq!(ids(json!({"batchItemFailures": [{"itemIdentifier": "zz"}]})), None);
-        assert_eq!(ids(json!({"batchItemFailures": [{"itemIdentifier": ""}]})), None);
+        assert_eq!(
+            ids(json!({"batchItemFailures": [{"itemIdentifier": "zz"}]})),
+            None
+        );
+        assert_eq!(
+            ids(json!({"batchItemFailures": [{"itemIdentifier": ""}]})),
+            None
+        );
         assert_eq!(ids(json!({"batchItemFailures": [{}]})), None);
         assert_eq!(ids(json!({"batchItemFailures": "b"})), None);
     }

@@ -872,7 +872,10 @@ async fn an_event_for_a_version_that_is_not_there_changes_nothing() {
     let version = send_version(&upload, data.clone()).await;
     for bogus in ["3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY", "not a version"] {
         let report = ingest_version(&env, &key, bogus, 1_000).await.unwrap();
-        assert_eq!(report["records"][0]["outcome"], "stale", "{bogus}: {report}");
+        assert_eq!(
+            report["records"][0]["outcome"], "stale",
+            "{bogus}: {report}"
+        );
     }
     // An event without a version is not guessed at.
     let mut unversioned = event(&env, &key, &version, 1_000);
@@ -1008,12 +1011,21 @@ async fn a_presigned_put_alone_becomes_a_version_through_eventbridge_and_sqs() {
     assert!(fetch(&env, &alice, id).await == data);
     // Delivered and deleted: nothing waits on either queue (moto may
     // deliver an event twice; a repeat is already done).
-    while poller.poll_once(&InProcess(&env.store)).await.unwrap().received > 0 {}
+    while poller
+        .poll_once(&InProcess(&env.store))
+        .await
+        .unwrap()
+        .received
+        > 0
+    {}
     assert_eq!(
         queue_depth(&env, &env.resources.ingest_queue_url).await,
         (0, 0)
     );
-    assert_eq!(queue_depth(&env, &env.resources.ingest_dlq_url).await, (0, 0));
+    assert_eq!(
+        queue_depth(&env, &env.resources.ingest_dlq_url).await,
+        (0, 0)
+    );
     assert_eq!(
         staged_versions(&env, &staging_key("acme", &upload.upload_id)).await,
         0
@@ -1132,8 +1144,17 @@ async fn an_outage_then_recovery_commits_the_queued_upload() {
         1,
         "only the committed content is kept"
     );
-    while poller.poll_once(&InProcess(&env.store)).await.unwrap().received > 0 {}
-    assert_eq!(queue_depth(&env, &env.resources.ingest_dlq_url).await, (0, 0));
+    while poller
+        .poll_once(&InProcess(&env.store))
+        .await
+        .unwrap()
+        .received
+        > 0
+    {}
+    assert_eq!(
+        queue_depth(&env, &env.resources.ingest_dlq_url).await,
+        (0, 0)
+    );
 }
 
 #[tokio::test]
@@ -1199,10 +1220,7 @@ async fn upload_status_follows_a_session() {
     let unknown = artifacts::model::new_artifact_id();
     let (code, plain) = status(&env, &alice, WF, &unknown).await;
     assert_eq!(code, 404);
-    for (caller, workflow) in [
-        (Caller::writer("evil"), WF),
-        (alice.clone(), "wf-other"),
-    ] {
+    for (caller, workflow) in [(Caller::writer("evil"), WF), (alice.clone(), "wf-other")] {
         let (code, body) = status(&env, &caller, workflow, &id).await;
         assert_eq!(code, 404);
         assert_eq!(
