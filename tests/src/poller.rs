@@ -62,34 +62,32 @@ impl HttpInvoke {
 }
 
 impl Invoke for HttpInvoke {
-    fn invoke(&self, event: Value) -> impl Future<Output = Result<Value, BoxError>> + Send {
-        async move {
-            let response = self
-                .client
-                .post(&self.url)
-                .header("content-type", "application/json")
-                .body(event.to_string())
-                .send()
-                .await?;
-            let status = response.status();
-            let function_error = response.headers().contains_key("x-amz-function-error");
-            let body = response.bytes().await?;
-            if !status.is_success() || function_error {
-                return Err(format!(
-                    "invocation failed ({status}): {}",
-                    String::from_utf8_lossy(&body)
-                )
-                .into());
-            }
-            if body.iter().all(u8::is_ascii_whitespace) {
-                return Ok(Value::Null);
-            }
-            Ok(serde_json::from_slice(&body)?)
+    async fn invoke(&self, event: Value) -> Result<Value, BoxError> {
+        let response = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .body(event.to_string())
+            .send()
+            .await?;
+        let status = response.status();
+        let function_error = response.headers().contains_key("x-amz-function-error");
+        let body = response.bytes().await?;
+        if !status.is_success() || function_error {
+            return Err(format!(
+                "invocation failed ({status}): {}",
+                String::from_utf8_lossy(&body)
+            )
+            .into());
         }
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Value::Null);
+        }
+        Ok(serde_json::from_slice(&body)?)
     }
 
-    fn ready(&self) -> impl Future<Output = bool> + Send {
-        async move { self.client.get(&self.base).send().await.is_ok() }
+    async fn ready(&self) -> bool {
+        self.client.get(&self.base).send().await.is_ok()
     }
 }
 

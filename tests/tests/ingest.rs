@@ -905,13 +905,8 @@ use std::time::{Duration, Instant};
 struct InProcess<'a>(&'a artifacts::Store);
 
 impl Invoke for InProcess<'_> {
-    fn invoke(
-        &self,
-        event: Value,
-    ) -> impl std::future::Future<Output = Result<Value, harness::BoxError>> + Send {
-        async move {
-            artifacts_ingest::handler(self.0, LambdaEvent::new(event, Context::default())).await
-        }
+    async fn invoke(&self, event: Value) -> Result<Value, harness::BoxError> {
+        artifacts_ingest::handler(self.0, LambdaEvent::new(event, Context::default())).await
     }
 }
 

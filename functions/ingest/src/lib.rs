@@ -100,7 +100,9 @@ async fn ingest_one(store: &Store, created: Created) -> (Value, bool) {
         tracing::warn!(key, "ignoring an event without an object version");
         return (json!({"key": key, "outcome": "no-version"}), false);
     };
-    match store.ingest(&key, &version_id).await {
+    // Boxed: the whole ingest state machine inlined into the handler's
+    // future overflows the compiler's layout depth limit.
+    match Box::pin(store.ingest(&key, &version_id)).await {
         Ok(IngestOutcome::Committed {
             artifact_id,
             version,
