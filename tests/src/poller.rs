@@ -16,6 +16,7 @@
 //! other call to it — the very S3 PUT whose event it waits for included.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
@@ -42,13 +43,23 @@ pub trait Invoke: Sync {
 /// `POST {base}/2015-03-31/functions/{function}/invocations`.
 pub struct HttpInvoke {
     client: reqwest::Client,
-    base: String,
+    /// host:port of the Invoke API.
+    address: String,
     url: String,
+    /// Whether the last attempt reached the API (else [`Invoke::ready`]
+    /// probes it before the next receive).
+    reachable: AtomicBool,
 }
 
 impl HttpInvoke {
     pub fn new(base: &str, function: &str) -> Result<Self, BoxError> {
         let base = base.trim_end_matches('/').to_owned();
+        let parsed = reqwest::Url::parse(&base)?;
+        let address = format!(
+            "{}:{}",
+            parsed.host_str().ok_or("the Invoke API URL has no host")?,
+            parsed.port_or_known_default().unwrap_or(80)
+        );
         let client = reqwest::Client::builder()
             // The watcher builds a function on its first invocation.
             .timeout(Duration::from_secs(900))
@@ -56,7 +67,8 @@ impl HttpInvoke {
         Ok(HttpInvoke {
             url: format!("{base}/2015-03-31/functions/{function}/invocations"),
             client,
-            base,
+            address,
+            reachable: AtomicBool::new(false),
         })
     }
 }
@@ -69,7 +81,12 @@ impl Invoke for HttpInvoke {
             .header("content-type", "application/json")
             .body(event.to_string())
             .send()
-            .await?;
+            .await
+            .inspect_err(|e| {
+                if e.is_connect() {
+                    self.reachable.store(false, Ordering::SeqCst);
+                }
+            })?;
         let status = response.status();
         let function_error = response.headers().contains_key("x-amz-function-error");
         let body = response.bytes().await?;
@@ -86,8 +103,15 @@ impl Invoke for HttpInvoke {
         Ok(serde_json::from_slice(&body)?)
     }
 
+    /// A TCP connect to the API (a request would be logged by the watcher
+    /// as a call to a function that does not exist).
     async fn ready(&self) -> bool {
-        self.client.get(&self.base).send().await.is_ok()
+        if self.reachable.load(Ordering::SeqCst) {
+            return true;
+        }
+        let connected = tokio::net::TcpStream::connect(&self.address).await.is_ok();
+        self.reachable.store(connected, Ordering::SeqCst);
+        connected
     }
 }
 
