@@ -92,8 +92,9 @@ EOF
 # `cargo lambda watch`'s Invoke API (POST <url>/2015-03-31/functions/
 # artifacts-ingest/invocations), deleting only the records ingest did not
 # report as failed. It waits until that API answers and stops with this script.
-# INVOKE_API must name the watcher's own port (not a gateway in front of it).
-invoke_api=${INVOKE_API:-http://127.0.0.1:9000}
+# INVOKE_API must name the watcher's own port (not a gateway in front of it):
+# $watch_port once the local gateway holds :9000.
+invoke_api=${INVOKE_API:-http://127.0.0.1:${watch_port:-9000}}
 cargo build -q -p artifacts-tests --bin artifacts-poller
 "${CARGO_TARGET_DIR:-target}/debug/artifacts-poller" --name dev --invoke-url "$invoke_api" &
 poller_pid=$!
