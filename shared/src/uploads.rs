@@ -109,6 +109,9 @@ pub enum IngestOutcome {
     /// The event's object version no longer exists (a stale or forged
     /// event): nothing is read, the session stays as it is.
     Stale,
+    /// The session's day is over (its status is `expired`): the staged
+    /// object is removed, never ingested.
+    Expired,
 }
 
 /// Where an upload session stands (`GET …/uploads/{uploadId}`, SPEC §19).
@@ -300,6 +303,17 @@ impl Store {
         if session.state != PENDING {
             self.remove_staged(&staged).await;
             return Ok(IngestOutcome::AlreadyDone);
+        }
+        if time::OffsetDateTime::now_utc().unix_timestamp() >= session.expires_at {
+            // The status route already calls it expired, for good (the
+            // session item itself goes with DynamoDB's TTL, later).
+            tracing::warn!(
+                org,
+                upload_id,
+                "upload session expired; removing the staged object"
+            );
+            self.remove_staged(&staged).await;
+            return Ok(IngestOutcome::Expired);
         }
         let spec = VersionSpec::validate(
             &session.workflow_id,

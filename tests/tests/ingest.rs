@@ -1278,3 +1278,37 @@ async fn a_session_nothing_arrived_for_expires() {
         assert_eq!(state(got), expected, "{} at +{offset}s", upload.upload_id);
     }
 }
+
+#[tokio::test]
+async fn ingest_after_the_sessions_day_removes_the_upload_and_it_stays_expired() {
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    let data = content(1_000);
+    let upload = open_upload(&env, &alice, "late/a.bin", &data).await;
+    let key = staging_key("acme", &upload.upload_id);
+    let version = send_version(&upload, data).await;
+    // The session's day ends (as if the queue had held the event that long).
+    env.dynamodb()
+        .update_item()
+        .table_name(&env.resources.table)
+        .key(
+            "pk",
+            AttributeValue::S(artifacts::uploads::session_pk("acme", &upload.upload_id)),
+        )
+        .key("sk", AttributeValue::S("#UPLOAD".into()))
+        .update_expression("SET expiresAt = :past")
+        .expression_attribute_values(
+            ":past",
+            AttributeValue::N((artifacts::links::now() - 1).to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (_, s) = status(&env, &alice, WF, &upload.upload_id).await;
+    assert_eq!(s["state"], "expired", "{s}");
+    let report = ingest_version(&env, &key, &version, 1_000).await.unwrap();
+    assert_eq!(report["records"][0]["outcome"], "expired", "{report}");
+    assert_eq!(staged_versions(&env, &key).await, 0);
+    let (_, s) = status(&env, &alice, WF, &upload.upload_id).await;
+    assert_eq!(s["state"], "expired", "expired is final: {s}");
+}

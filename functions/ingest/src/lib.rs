@@ -117,6 +117,7 @@ async fn ingest_one(store: &Store, created: Created) -> (Value, bool) {
         ),
         Ok(IngestOutcome::Unknown) => (json!({"key": key, "outcome": "unknown"}), false),
         Ok(IngestOutcome::Stale) => (json!({"key": key, "outcome": "stale"}), false),
+        Ok(IngestOutcome::Expired) => (json!({"key": key, "outcome": "expired"}), false),
         Err(e) => {
             tracing::error!(error = %e, "ingest failed; the event will be retried");
             (json!({"key": key, "outcome": "failed"}), true)
