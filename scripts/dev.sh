@@ -84,5 +84,26 @@ curl -sS "$api/v1/artifacts/<artifactId>/download" -H "Authorization: Bearer \$T
 
 EOF
 
+# --- Upload delivery (issue 10 item 7; SPEC §11, §19) ------------------------
+# Deployed, S3 → EventBridge rule on incoming/ → SQS → Lambda's event source
+# mapping → artifacts-ingest. artifacts-provision made the same bucket → rule
+# → queue (+ dead-letter queue) in the emulator; artifacts-poller plays the
+# event source mapping: it polls the queue and invokes artifacts-ingest through
+# `cargo lambda watch`'s Invoke API (POST <url>/2015-03-31/functions/
+# artifacts-ingest/invocations), deleting only the records ingest did not
+# report as failed. It waits until that API answers and stops with this script.
+# INVOKE_API must name the watcher's own port (not a gateway in front of it):
+# $watch_port once the local gateway holds :9000.
+invoke_api=${INVOKE_API:-http://127.0.0.1:${watch_port:-9000}}
+cargo build -q -p artifacts-tests --bin artifacts-poller
+"${CARGO_TARGET_DIR:-target}/debug/artifacts-poller" --name dev --invoke-url "$invoke_api" &
+poller_pid=$!
+previous_exit_trap=$(trap -p EXIT | sed -E "s/^trap -- '(.*)' EXIT$/\1/")
+trap "kill $poller_pid 2>/dev/null || true${previous_exit_trap:+; $previous_exit_trap}" EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+echo "dev: upload events: queue artifacts-dev-ingest → artifacts-ingest at $invoke_api (artifacts-poller, pid $poller_pid)" >&2
+# --- end of upload delivery ----------------------------------------------------
+
 # `cargo lambda watch` runs cargo, so CARGO_TARGET_DIR and friends still apply.
 "$venv/bin/cargo-lambda" lambda watch -A 127.0.0.1 -P 9000 --env-file "$env_file"

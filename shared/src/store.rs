@@ -70,6 +70,8 @@ pub(crate) enum Payload<'a> {
     /// A staged upload in the bucket, of a declared size (and maybe hash).
     Staged {
         key: &'a str,
+        /// Exactly the object version the upload event names.
+        version_id: &'a str,
         size: u64,
         sha256: Option<&'a str>,
     },
@@ -512,11 +514,12 @@ impl Store {
             }
             Payload::Staged {
                 key: staged,
+                version_id,
                 size,
                 sha256,
             } => {
                 let (location, actual) = self
-                    .seal_staged(org, artifact_id, staged, *size, &key.plaintext)
+                    .seal_staged(org, artifact_id, staged, version_id, *size, &key.plaintext)
                     .await?;
                 if let Some(expected) = sha256
                     && !expected.eq_ignore_ascii_case(&actual)

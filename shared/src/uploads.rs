@@ -1,12 +1,18 @@
-//! Direct-to-S3 uploads (SPEC §4, §5): a client asks for an upload session,
-//! PUTs the bytes to a presigned URL under `incoming/`, and S3's
-//! `ObjectCreated` event runs [`Store::ingest`], which streams the staged
-//! object through the envelope encryption into the artifact store and commits
-//! the version — exactly once per session, however often or in whatever order
-//! S3 delivers the event.
+//! Direct-to-S3 uploads (SPEC §4, §5, §19): a client asks for an upload
+//! session, PUTs the bytes to a presigned URL under `incoming/`, and S3's
+//! `ObjectCreated` event (bucket → EventBridge → SQS → ingest) runs
+//! [`Store::ingest`], which streams the staged object through the envelope
+//! encryption into the artifact store and commits the version — exactly once
+//! per session, however often or in whatever order the event arrives. The
+//! client follows its session with [`Store::upload_status`].
 //!
-//! Ingest trusts only the staged object and the session recorded at request
-//! time (who, which workflow, path, type, declared size and hash).
+//! Ingest trusts only the staged object version the event names and the
+//! session recorded at request time (who, which workflow, path, type,
+//! declared size and hash). The presigned URL can be used more than once
+//! while it is valid, so the key may hold several versions: ingest reads
+//! exactly the event's version (never "the newest", which a second PUT could
+//! have replaced), and once the session is settled it deletes every version
+//! of the staged key, so no plaintext stays behind.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -33,6 +39,9 @@ pub const MAX_UPLOAD_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(15 * 60);
 /// Sessions are kept (DynamoDB TTL) a day, like the staged objects.
 const SESSION_TTL_SECS: i64 = 24 * 60 * 60;
+/// A PUT that started before its URL expired may still be arriving: a
+/// session with nothing staged counts as expired only this long after.
+const UPLOAD_GRACE_SECS: i64 = 60 * 60;
 const SESSION_SK: &str = "#UPLOAD";
 const PENDING: &str = "pending";
 const COMPLETED: &str = "completed";
@@ -43,11 +52,13 @@ pub fn staging_key(org: &str, upload_id: &str) -> String {
     format!("incoming/{org}/{upload_id}")
 }
 
-fn session_pk(org: &str, upload_id: &str) -> String {
+/// The partition of an upload session.
+pub fn session_pk(org: &str, upload_id: &str) -> String {
     format!("{org}#U#{upload_id}")
 }
 
-fn is_upload_id(id: &str) -> bool {
+/// Upload ids are 32 lowercase hex digits.
+pub fn is_upload_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
@@ -95,6 +106,42 @@ pub enum IngestOutcome {
     Rejected(String),
     /// No session for this key: not an upload of ours. Removed.
     Unknown,
+    /// The event's object version no longer exists (a stale or forged
+    /// event): nothing is read, the session stays as it is.
+    Stale,
+    /// The session's day is over (its status is `expired`): the staged
+    /// object is removed, never ingested.
+    Expired,
+}
+
+/// Where an upload session stands (`GET …/uploads/{uploadId}`, SPEC §19).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadState {
+    /// Waiting for its bytes, or for ingest to commit them.
+    Pending,
+    /// Its version is committed.
+    Committed,
+    /// The bytes broke the session's terms; no version.
+    Rejected,
+    /// Nothing arrived in time: it will never commit.
+    Expired,
+}
+
+/// `GET /v1/workflows/{workflowId}/uploads/{uploadId}` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadStatus {
+    pub upload_id: String,
+    pub state: UploadState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifact_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When a session still pending stops waiting (it is then `expired`).
+    pub expires_at: String,
 }
 
 /// A recorded upload session.
@@ -109,6 +156,13 @@ struct Session {
     sha256: Option<String>,
     created_by: String,
     state: String,
+    /// Unix seconds: the session's end (its DynamoDB TTL).
+    expires_at: i64,
+    /// Unix seconds: when the presigned PUT stopped being valid.
+    url_expires_at: i64,
+    artifact_id: Option<String>,
+    version: Option<u64>,
+    reason: Option<String>,
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -168,6 +222,10 @@ impl Store {
                 "expiresAt".to_owned(),
                 AttributeValue::N((now.unix_timestamp() + SESSION_TTL_SECS).to_string()),
             ),
+            (
+                "urlExpiresAt".to_owned(),
+                AttributeValue::N((now + UPLOAD_URL_TTL).unix_timestamp().to_string()),
+            ),
         ]);
         if let Some(t) = &spec.artifact_type {
             item.insert("artifactType".into(), s(t));
@@ -224,9 +282,10 @@ impl Store {
         })
     }
 
-    /// Ingest the staged object named by an S3 event key. `Err` only for
-    /// failures a retry can fix (the staged object is then left in place).
-    pub async fn ingest(&self, raw_key: &str) -> Result<IngestOutcome> {
+    /// Ingest exactly the staged object version an S3 event names (its key
+    /// as delivered, and its `versionId`). `Err` only for failures a retry
+    /// can fix (the staged object is then left in place).
+    pub async fn ingest(&self, raw_key: &str, version_id: &str) -> Result<IngestOutcome> {
         let Some((org, upload_id)) = parse_event_key(raw_key) else {
             tracing::warn!("ignoring an object that is not a staged upload");
             return Ok(IngestOutcome::Unknown);
@@ -245,6 +304,17 @@ impl Store {
             self.remove_staged(&staged).await;
             return Ok(IngestOutcome::AlreadyDone);
         }
+        if time::OffsetDateTime::now_utc().unix_timestamp() >= session.expires_at {
+            // The status route already calls it expired, for good (the
+            // session item itself goes with DynamoDB's TTL, later).
+            tracing::warn!(
+                org,
+                upload_id,
+                "upload session expired; removing the staged object"
+            );
+            self.remove_staged(&staged).await;
+            return Ok(IngestOutcome::Expired);
+        }
         let spec = VersionSpec::validate(
             &session.workflow_id,
             &session.path,
@@ -255,6 +325,7 @@ impl Store {
         )?;
         let payload = Payload::Staged {
             key: &staged,
+            version_id,
             size: session.size,
             sha256: session.sha256.as_deref(),
         };
@@ -279,6 +350,11 @@ impl Store {
                 self.remove_staged(&staged).await;
                 Ok(IngestOutcome::AlreadyDone)
             }
+            Err(Error::Gone(what)) => {
+                // Not the session's fault: the version it names is not there.
+                tracing::warn!(org, upload_id, version_id, what, "stale upload event");
+                Ok(IngestOutcome::Stale)
+            }
             Err(e) if !e.is_retryable() => {
                 tracing::warn!(org, upload_id, error = %e, "upload rejected");
                 self.reject(&org, &upload_id, &e.to_string()).await?;
@@ -302,10 +378,17 @@ impl Store {
             _ => None,
         };
         let malformed = || Error::Integrity("malformed upload session".into());
+        let number = |name: &str| -> Option<i64> {
+            match item.get(name) {
+                Some(AttributeValue::N(n)) => n.parse().ok(),
+                _ => None,
+            }
+        };
         let size = match item.get("size") {
             Some(AttributeValue::N(n)) => n.parse().map_err(|_| malformed())?,
             _ => return Err(malformed()),
         };
+        let expires_at = number("expiresAt").ok_or_else(malformed)?;
         let metadata = match item.get("metadata") {
             Some(AttributeValue::M(m)) => Some(
                 m.iter()
@@ -327,6 +410,13 @@ impl Store {
             sha256: text("sha256"),
             created_by: text("createdBy").ok_or_else(malformed)?,
             state: text("state").ok_or_else(malformed)?,
+            expires_at,
+            // Sessions from before `urlExpiresAt` was recorded.
+            url_expires_at: number("urlExpiresAt")
+                .unwrap_or(expires_at - SESSION_TTL_SECS + UPLOAD_URL_TTL.as_secs() as i64),
+            artifact_id: text("artifactId"),
+            version: number("version").and_then(|v| u64::try_from(v).ok()),
+            reason: text("reason"),
         }))
     }
 
@@ -383,30 +473,128 @@ impl Store {
         crate::metadata::settled(result)
     }
 
-    /// Delete the staged object's version itself: in a versioned bucket a
-    /// plain delete would only hide the plaintext behind a delete marker.
+    /// Delete every version of a staged key, delete markers included: in a
+    /// versioned bucket a plain delete would only hide the plaintext behind
+    /// a marker, and a presigned URL used twice leaves two versions.
+    /// Failures are logged; the lifecycle rule expires incoming/ anyway.
     async fn remove_staged(&self, key: &str) {
+        if let Err(e) = self.remove_staged_versions(key).await {
+            tracing::warn!(error = %e, "could not remove a staged upload");
+        }
+    }
+
+    async fn remove_staged_versions(&self, key: &str) -> Result<()> {
         let s3 = self.content.client();
         let bucket = self.content.bucket();
-        let version_id = match s3.head_object().bucket(bucket).key(key).send().await {
-            Ok(head) => head.version_id().map(str::to_owned),
-            Err(e) if e.as_service_error().is_some_and(|se| se.is_not_found()) => return,
-            Err(e) => {
-                tracing::warn!(error = ?e, "could not look up a staged upload");
-                return;
+        let (mut key_marker, mut version_marker) = (None, None);
+        loop {
+            let page = s3
+                .list_object_versions()
+                .bucket(bucket)
+                .prefix(key)
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_marker.take())
+                .send()
+                .await
+                .map_err(|e| Error::upstream("s3", e))?;
+            let versions = page
+                .versions()
+                .iter()
+                .map(|v| (v.key(), v.version_id()))
+                .chain(
+                    page.delete_markers()
+                        .iter()
+                        .map(|m| (m.key(), m.version_id())),
+                );
+            // A prefix also matches longer keys; only this key's are ours.
+            for (_, version_id) in versions.filter(|(k, _)| *k == Some(key)) {
+                s3.delete_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .set_version_id(version_id.map(str::to_owned))
+                    .send()
+                    .await
+                    .map_err(|e| Error::upstream("s3", e))?;
             }
-        };
-        let result = s3
-            .delete_object()
-            .bucket(bucket)
-            .key(key)
-            .set_version_id(version_id)
-            .send()
-            .await;
-        if let Err(e) = result {
-            // The lifecycle rule expires incoming/ (and its old versions) anyway.
-            tracing::warn!(error = ?e, "could not remove a staged upload");
+            if page.is_truncated() != Some(true) {
+                return Ok(());
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            version_marker = page.next_version_id_marker().map(str::to_owned);
         }
+    }
+
+    /// Whether anything is staged under `key` now.
+    async fn staged_present(&self, key: &str) -> Result<bool> {
+        let listing = self
+            .content
+            .client()
+            .list_objects_v2()
+            .bucket(self.content.bucket())
+            .prefix(key)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|e| Error::upstream("s3", e))?;
+        Ok(listing.contents().iter().any(|o| o.key() == Some(key)))
+    }
+
+    /// Where an upload session stands: `GET /v1/workflows/{workflowId}/uploads/{uploadId}`
+    /// (SPEC §19). Another org's session, or one of another workflow, is
+    /// not found. `now` is Unix seconds.
+    pub async fn upload_status(
+        &self,
+        principal: &Principal,
+        workflow_id: &str,
+        upload_id: &str,
+        now: i64,
+    ) -> Result<UploadStatus> {
+        principal.require(Scope::Read)?;
+        crate::model::validate_workflow_id(workflow_id)?;
+        if !is_upload_id(upload_id) {
+            return Err(Error::bad_request(
+                "uploadId",
+                "must be the 32 lowercase hex digits the upload session returned",
+            ));
+        }
+        let org = principal.org.as_str();
+        let found = |session: Option<Session>| {
+            session
+                .filter(|s| s.workflow_id == workflow_id)
+                .ok_or(Error::NotFound("upload"))
+        };
+        let mut session = found(self.session(org, upload_id).await?)?;
+        let mut state = match session.state.as_str() {
+            COMPLETED => UploadState::Committed,
+            REJECTED => UploadState::Rejected,
+            _ if now >= session.expires_at => UploadState::Expired,
+            _ => UploadState::Pending,
+        };
+        if state == UploadState::Pending
+            && now >= session.url_expires_at + UPLOAD_GRACE_SECS
+            && !self.staged_present(&staging_key(org, upload_id)).await?
+        {
+            // Nothing staged: never uploaded — or ingested just now, which
+            // a second read of the session tells apart.
+            session = found(self.session(org, upload_id).await?)?;
+            state = match session.state.as_str() {
+                COMPLETED => UploadState::Committed,
+                REJECTED => UploadState::Rejected,
+                _ => UploadState::Expired,
+            };
+        }
+        let expires_at = time::OffsetDateTime::from_unix_timestamp(session.expires_at)
+            .map_err(|e| Error::Integrity(format!("upload session expiry: {e}")))?;
+        Ok(UploadStatus {
+            upload_id: upload_id.to_owned(),
+            state,
+            artifact_id: session
+                .artifact_id
+                .filter(|_| state == UploadState::Committed),
+            version: session.version.filter(|_| state == UploadState::Committed),
+            reason: session.reason.filter(|_| state == UploadState::Rejected),
+            expires_at: crate::model::rfc3339(expires_at),
+        })
     }
 
     /// Stream a staged object through the envelope format into the artifact's
@@ -418,6 +606,7 @@ impl Store {
         org: &str,
         artifact_id: &str,
         staged: &str,
+        version_id: &str,
         size: u64,
         key: &[u8; KEY_LEN],
     ) -> Result<(Location, String)> {
@@ -427,11 +616,18 @@ impl Store {
             .get_object()
             .bucket(self.content.bucket())
             .key(staged)
+            .version_id(version_id)
             .send()
             .await
             .map_err(|e| {
-                if e.as_service_error().is_some_and(|se| se.is_no_such_key()) {
-                    Error::NotFound("staged upload")
+                // That version is not there, and never will be; a malformed
+                // version id is InvalidArgument.
+                use aws_sdk_s3::error::ProvideErrorMetadata;
+                if matches!(
+                    e.code(),
+                    Some("NoSuchKey" | "NoSuchVersion" | "InvalidArgument")
+                ) {
+                    Error::Gone("staged upload version")
                 } else {
                     Error::upstream("s3", e)
                 }

@@ -2,6 +2,8 @@
 //! provision uniquely named resources, and drive the real handlers with real
 //! API Gateway HTTP API v2 events built from `events/`.
 
+pub mod poller;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -16,7 +18,11 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
-use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, EventBridgeConfiguration, NotificationConfiguration,
+    VersioningConfiguration,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use lambda_http::{Body, Request, Response};
@@ -32,6 +38,22 @@ pub struct Resources {
     pub bucket: String,
     pub kms_key_id: String,
     pub link_key_id: String,
+    /// Upload events (bucket → EventBridge rule → this queue → ingest).
+    pub ingest_queue_url: String,
+    /// Where the queue moves an event after [`INGEST_MAX_RECEIVES`] receives.
+    pub ingest_dlq_url: String,
+}
+
+/// Receives of one upload event before the queue gives up on it (the
+/// template's IngestQueue says the same).
+pub const INGEST_MAX_RECEIVES: u32 = 10;
+/// How long a received event stays hidden from other receivers locally:
+/// shorter than deployed (6 × ingest's 900 s), so a failed ingest under
+/// `make dev` is retried within a minute.
+pub const LOCAL_VISIBILITY_TIMEOUT_SECS: u32 = 30;
+/// The ingest queue of a provisioned environment.
+pub fn ingest_queue_name(name: &str) -> String {
+    format!("artifacts-{name}-ingest")
 }
 
 impl Resources {
@@ -148,6 +170,8 @@ pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxErro
         .send()
         .await?;
 
+    let (ingest_queue_url, ingest_dlq_url) = upload_delivery(sdk, name, &resource).await?;
+
     let kms = aws_sdk_kms::Client::new(sdk);
     let kms_key_id = key_by_alias(
         &kms,
@@ -168,7 +192,145 @@ pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxErro
         bucket: resource,
         kms_key_id,
         link_key_id,
+        ingest_queue_url,
+        ingest_dlq_url,
     })
+}
+
+/// Upload events the way the deployed stack delivers them (SPEC §19,
+/// infra/template.yaml): the bucket's events go to EventBridge, a rule on
+/// `incoming/` sends them to the ingest queue, which moves an event to its
+/// dead-letter queue after [`INGEST_MAX_RECEIVES`] receives. Lambda's event
+/// source mapping is played by [`poller`]. Returns (queue URL, DLQ URL).
+async fn upload_delivery(
+    sdk: &SdkConfig,
+    name: &str,
+    bucket: &str,
+) -> Result<(String, String), BoxError> {
+    s3_client(sdk)
+        .put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .event_bridge_configuration(EventBridgeConfiguration::builder().build())
+                .build(),
+        )
+        .send()
+        .await?;
+
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let retention = ("MessageRetentionPeriod", "1209600".to_owned());
+    let queue_name = ingest_queue_name(name);
+    let dlq_url = queue(&sqs, &format!("{queue_name}-dlq"), vec![retention.clone()]).await?;
+    let dlq_arn = queue_arn(&sqs, &dlq_url).await?;
+    let redrive = json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": INGEST_MAX_RECEIVES,
+    });
+    let queue_url = queue(
+        &sqs,
+        &queue_name,
+        vec![
+            retention,
+            (
+                "VisibilityTimeout",
+                LOCAL_VISIBILITY_TIMEOUT_SECS.to_string(),
+            ),
+            ("RedrivePolicy", redrive.to_string()),
+        ],
+    )
+    .await?;
+    let arn = queue_arn(&sqs, &queue_url).await?;
+
+    let events = aws_sdk_eventbridge::Client::new(sdk);
+    let pattern = json!({
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {
+            "bucket": {"name": [bucket]},
+            "object": {"key": [{"prefix": "incoming/"}]},
+        },
+    });
+    let rule = events
+        .put_rule()
+        .name(format!("{queue_name}-uploads"))
+        .event_pattern(pattern.to_string())
+        .send()
+        .await?;
+    events
+        .put_targets()
+        .rule(format!("{queue_name}-uploads"))
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("ingest-queue")
+                .arn(&arn)
+                .build()?,
+        )
+        .send()
+        .await?;
+    // As deployed: only the rule may send to the queue.
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "events.amazonaws.com"},
+            "Action": "sqs:SendMessage",
+            "Resource": arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": rule.rule_arn().unwrap_or_default()}},
+        }],
+    });
+    sqs.set_queue_attributes()
+        .queue_url(&queue_url)
+        .attributes(QueueAttributeName::Policy, policy.to_string())
+        .send()
+        .await?;
+    Ok((queue_url, dlq_url))
+}
+
+/// Create the queue, or bring an existing one to these attributes.
+async fn queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    attributes: Vec<(&str, String)>,
+) -> Result<String, BoxError> {
+    let attributes: HashMap<QueueAttributeName, String> = attributes
+        .into_iter()
+        .map(|(k, v)| (QueueAttributeName::from(k), v))
+        .collect();
+    if let Ok(found) = sqs.get_queue_url().queue_name(name).send().await
+        && let Some(url) = found.queue_url()
+    {
+        sqs.set_queue_attributes()
+            .queue_url(url)
+            .set_attributes(Some(attributes))
+            .send()
+            .await?;
+        return Ok(url.to_owned());
+    }
+    let created = sqs
+        .create_queue()
+        .queue_name(name)
+        .set_attributes(Some(attributes))
+        .send()
+        .await?;
+    Ok(created
+        .queue_url()
+        .ok_or("CreateQueue returned no URL")?
+        .to_owned())
+}
+
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, BoxError> {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?;
+    Ok(attributes
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .ok_or("GetQueueAttributes returned no QueueArn")?
+        .clone())
 }
 
 async fn key_by_alias(
@@ -324,6 +486,10 @@ impl TestEnv {
 
     pub fn s3(&self) -> aws_sdk_s3::Client {
         s3_client(&self.sdk)
+    }
+
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk)
     }
 }
 
@@ -494,6 +660,17 @@ impl Call {
         .header("content-type", "application/json");
         call.event["body"] = json!(body.to_string());
         call
+    }
+
+    /// `GET /v1/workflows/{workflowId}/uploads/{uploadId}` (presign).
+    pub fn upload_status(workflow_id: &str, upload_id: &str) -> Self {
+        Self::new(
+            "GET",
+            "/v1/workflows/{workflowId}/uploads/{uploadId}",
+            &format!("/v1/workflows/{workflow_id}/uploads/{upload_id}"),
+        )
+        .path_param("workflowId", workflow_id)
+        .path_param("uploadId", upload_id)
     }
 
     /// `GET /v1/artifacts/{artifactId}/links` (presign).

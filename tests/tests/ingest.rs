@@ -236,19 +236,68 @@ async fn send(upload: &PresignedUpload, body: Vec<u8>) -> reqwest::StatusCode {
     put.send().await.unwrap().status()
 }
 
-/// The event S3 sends for a staged upload, from `events/s3-put.json`.
-fn event(env: &TestEnv, key: &str, size: u64) -> LambdaEvent<Value> {
+/// PUT `body` to the presigned URL; returns the S3 object version it made.
+async fn send_version(upload: &PresignedUpload, body: Vec<u8>) -> String {
+    let mut put = reqwest::Client::new().put(&upload.url).body(body);
+    for (name, value) in &upload.headers {
+        if name != "content-length" {
+            put = put.header(name, value);
+        }
+    }
+    let response = put.send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response
+        .headers()
+        .get("x-amz-version-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("a versioned bucket names the version")
+        .to_owned()
+}
+
+/// The event S3 sends for one staged object version, from `events/s3-put.json`.
+fn event(env: &TestEnv, key: &str, version_id: &str, size: u64) -> LambdaEvent<Value> {
     let mut event: Value = serde_json::from_str(include_str!("../../events/s3-put.json")).unwrap();
     let s3 = &mut event["Records"][0]["s3"];
     s3["bucket"]["name"] = Value::from(env.resources.bucket.clone());
     s3["bucket"]["arn"] = Value::from(format!("arn:aws:s3:::{}", env.resources.bucket));
     s3["object"]["key"] = Value::from(key);
     s3["object"]["size"] = Value::from(size);
+    s3["object"]["versionId"] = Value::from(version_id);
     LambdaEvent::new(event, Context::default())
 }
 
+/// The current version of a staged key (tests that PUT once), or a version
+/// id that does not exist.
+async fn current_version(env: &TestEnv, key: &str) -> String {
+    let key = percent_encoding::percent_decode_str(key)
+        .decode_utf8_lossy()
+        .into_owned();
+    match env
+        .s3()
+        .head_object()
+        .bucket(&env.resources.bucket)
+        .key(&key)
+        .send()
+        .await
+    {
+        Ok(head) => head.version_id().unwrap().to_owned(),
+        Err(_) => "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY".into(),
+    }
+}
+
+/// Ingest the object's current version, as S3's event for its one PUT.
 async fn ingest(env: &TestEnv, key: &str, size: u64) -> Result<Value, lambda_runtime::Error> {
-    artifacts_ingest::handler(&env.store, event(env, key, size)).await
+    let version = current_version(env, key).await;
+    artifacts_ingest::handler(&env.store, event(env, key, &version, size)).await
+}
+
+async fn ingest_version(
+    env: &TestEnv,
+    key: &str,
+    version_id: &str,
+    size: u64,
+) -> Result<Value, lambda_runtime::Error> {
+    artifacts_ingest::handler(&env.store, event(env, key, version_id, size)).await
 }
 
 /// Whether anything of the staged object is left: a version, or a delete
@@ -569,7 +618,8 @@ async fn a_fault_mid_ingest_loses_nothing_and_a_retry_completes() {
         env.s3(),
         aws_sdk_kms::Client::new(&env.sdk),
     );
-    let failed = artifacts_ingest::handler(&faulty, event(&env, &key, 300_000)).await;
+    let version = current_version(&env, &key).await;
+    let failed = artifacts_ingest::handler(&faulty, event(&env, &key, &version, 300_000)).await;
     assert!(failed.is_err(), "the invocation fails so Lambda retries it");
     assert!(
         staged_exists(&env, &key).await,
@@ -670,7 +720,9 @@ async fn the_upload_route_and_an_eventbridge_event_ingest_too() {
     let mut bridge: Value =
         serde_json::from_str(include_str!("../../events/eventbridge-object-created.json")).unwrap();
     bridge["detail"]["bucket"]["name"] = Value::from(env.resources.bucket.clone());
-    bridge["detail"]["object"]["key"] = Value::from(staging_key("acme", &upload.upload_id));
+    let key = staging_key("acme", &upload.upload_id);
+    bridge["detail"]["object"]["version-id"] = Value::from(current_version(&env, &key).await);
+    bridge["detail"]["object"]["key"] = Value::from(key);
     let report =
         artifacts_ingest::handler(&env.store, LambdaEvent::new(bridge, Context::default()))
             .await
@@ -706,4 +758,557 @@ async fn the_upload_route_and_an_eventbridge_event_ingest_too() {
     let reader = Caller::reader("acme");
     let r = presign(&env, Call::create_upload(WF, &body).by(&reader)).await;
     assert_eq!(r.status(), 403);
+}
+
+// ---------------------------------------------------------------------------
+// Exactly the event's version (issue 10 item 6).
+
+/// Every version and delete marker left under exactly `key`.
+async fn staged_versions(env: &TestEnv, key: &str) -> usize {
+    let listing = env
+        .s3()
+        .list_object_versions()
+        .bucket(&env.resources.bucket)
+        .prefix(key)
+        .send()
+        .await
+        .unwrap();
+    listing
+        .versions()
+        .iter()
+        .filter(|v| v.key() == Some(key))
+        .count()
+        + listing
+            .delete_markers()
+            .iter()
+            .filter(|m| m.key() == Some(key))
+            .count()
+}
+
+#[tokio::test]
+async fn ingest_reads_the_events_version_and_removes_every_staged_version() {
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    // No declared sha256: only the version id tells the two PUTs apart.
+    let upload = env
+        .store
+        .create_upload(&principal("acme"), WF, request("twice.bin", 70_000, None))
+        .await
+        .unwrap();
+    let key = staging_key("acme", &upload.upload_id);
+    let first = content(70_000);
+    let second: Vec<u8> = first.iter().map(|b| b ^ 0x5a).collect();
+    let first_version = send_version(&upload, first.clone()).await;
+    let second_version = send_version(&upload, second.clone()).await;
+    assert_ne!(first_version, second_version);
+    assert_eq!(staged_versions(&env, &key).await, 2);
+
+    // The event of the first PUT commits the first PUT's bytes, although
+    // the second is now the key's newest version.
+    let report = ingest_version(&env, &key, &first_version, 70_000)
+        .await
+        .unwrap();
+    assert_eq!(report["records"][0]["outcome"], "committed", "{report}");
+    let id = report["records"][0]["artifactId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        fetch(&env, &alice, &id).await == first,
+        "the event's version was ingested"
+    );
+    assert_eq!(
+        staged_versions(&env, &key).await,
+        0,
+        "no staged version or delete marker is left"
+    );
+
+    // The second PUT's event finds the session done: still one version.
+    let again = ingest_version(&env, &key, &second_version, 70_000)
+        .await
+        .unwrap();
+    assert_eq!(again["records"][0]["outcome"], "already-done", "{again}");
+    assert_eq!(versions_of(&env, &alice, &id).await, vec![1]);
+
+    // A rejection removes every version too.
+    let rejected = env
+        .store
+        .create_upload(
+            &principal("acme"),
+            WF,
+            request("bad.bin", 5, Some(sha_hex(b"other"))),
+        )
+        .await
+        .unwrap();
+    let key = staging_key("acme", &rejected.upload_id);
+    let mut staged = Vec::new();
+    for body in [b"aaaaa", b"bbbbb"] {
+        let put = env
+            .s3()
+            .put_object()
+            .bucket(&env.resources.bucket)
+            .key(&key)
+            .body(ByteStream::from_static(body))
+            .send()
+            .await
+            .unwrap();
+        staged.push(put.version_id().unwrap().to_owned());
+    }
+    let report = ingest_version(&env, &key, &staged[0], 5).await.unwrap();
+    assert_eq!(report["records"][0]["outcome"], "rejected", "{report}");
+    assert_eq!(staged_versions(&env, &key).await, 0);
+}
+
+#[tokio::test]
+async fn an_event_for_a_version_that_is_not_there_changes_nothing() {
+    let env = TestEnv::new().await;
+    let data = content(1_000);
+    let upload = env
+        .store
+        .create_upload(&principal("acme"), WF, request("stale.bin", 1_000, None))
+        .await
+        .unwrap();
+    let key = staging_key("acme", &upload.upload_id);
+    let version = send_version(&upload, data.clone()).await;
+    for bogus in ["3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY", "not a version"] {
+        let report = ingest_version(&env, &key, bogus, 1_000).await.unwrap();
+        assert_eq!(
+            report["records"][0]["outcome"], "stale",
+            "{bogus}: {report}"
+        );
+    }
+    // An event without a version is not guessed at.
+    let mut unversioned = event(&env, &key, &version, 1_000);
+    unversioned.payload["Records"][0]["s3"]["object"]
+        .as_object_mut()
+        .unwrap()
+        .remove("versionId");
+    let report = artifacts_ingest::handler(&env.store, unversioned)
+        .await
+        .unwrap();
+    assert_eq!(report["records"][0]["outcome"], "no-version", "{report}");
+    // The session still waits, and its real event commits it.
+    assert_eq!(staged_versions(&env, &key).await, 1);
+    let report = ingest_version(&env, &key, &version, 1_000).await.unwrap();
+    assert_eq!(report["records"][0]["outcome"], "committed", "{report}");
+}
+
+// ---------------------------------------------------------------------------
+// Delivery through EventBridge and SQS, and the upload status (item 7).
+
+use harness::poller::{Invoke, Poller, Round};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The real ingest handler, invoked in-process as Lambda would.
+struct InProcess<'a>(&'a artifacts::Store);
+
+impl Invoke for InProcess<'_> {
+    async fn invoke(&self, event: Value) -> Result<Value, harness::BoxError> {
+        artifacts_ingest::handler(self.0, LambdaEvent::new(event, Context::default())).await
+    }
+}
+
+async fn poller(env: &TestEnv) -> Poller {
+    let mut poller = Poller::new(env.sqs(), &env.resources.ingest_queue_url)
+        .await
+        .unwrap();
+    // A failed record is back after a second instead of the queue's 30.
+    poller.visibility_timeout = Some(1);
+    poller
+}
+
+/// Open an upload session through the route; returns it and its PUT.
+async fn open_upload(env: &TestEnv, caller: &Caller, path: &str, data: &[u8]) -> PresignedUpload {
+    let body = serde_json::json!({
+        "path": path,
+        "contentType": "application/octet-stream",
+        "size": data.len(),
+    });
+    let r = presign(env, Call::create_upload(WF, &body).by(caller)).await;
+    assert_eq!(r.status(), 201, "{}", String::from_utf8_lossy(&bytes(&r)));
+    let created = json_body(&r);
+    PresignedUpload {
+        upload_id: created["uploadId"].as_str().unwrap().into(),
+        url: created["url"].as_str().unwrap().into(),
+        method: "PUT",
+        headers: serde_json::from_value(created["headers"].clone()).unwrap(),
+        expires_at: String::new(),
+    }
+}
+
+async fn status(env: &TestEnv, caller: &Caller, workflow: &str, upload_id: &str) -> (u16, Value) {
+    let r = presign(env, Call::upload_status(workflow, upload_id).by(caller)).await;
+    (r.status().as_u16(), json_body(&r))
+}
+
+async fn queue_depth(env: &TestEnv, url: &str) -> (u64, u64) {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let out = env
+        .sqs()
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap();
+    let get = |a: A| {
+        out.attributes()
+            .and_then(|m| m.get(&a))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(u64::MAX)
+    };
+    (
+        get(A::ApproximateNumberOfMessages),
+        get(A::ApproximateNumberOfMessagesNotVisible),
+    )
+}
+
+#[tokio::test]
+async fn a_presigned_put_alone_becomes_a_version_through_eventbridge_and_sqs() {
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    let data = content(200_000);
+    let upload = open_upload(&env, &alice, "queued/report.bin", &data).await;
+    let (code, pending) = status(&env, &alice, WF, &upload.upload_id).await;
+    assert_eq!((code, pending["state"].as_str()), (200, Some("pending")));
+    send_version(&upload, data.clone()).await;
+
+    // Nothing but the poller (Lambda's event source mapping) runs ingest.
+    let poller = poller(&env).await;
+    let started = Instant::now();
+    let mut rounds = Vec::new();
+    let committed = loop {
+        let round = poller.poll_once(&InProcess(&env.store)).await.unwrap();
+        if round.received > 0 {
+            rounds.push(round);
+        }
+        let (_, s) = status(&env, &alice, WF, &upload.upload_id).await;
+        if s["state"] == "committed" {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not committed within 10 s: {s} after {rounds:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("committed after {:?}", started.elapsed());
+    assert_eq!(committed["version"], 1);
+    assert_eq!(
+        rounds.iter().map(|r| r.failed).sum::<usize>(),
+        0,
+        "{rounds:?}"
+    );
+    let id = committed["artifactId"].as_str().unwrap();
+    assert!(fetch(&env, &alice, id).await == data);
+    // Delivered and deleted: nothing waits on either queue (moto may
+    // deliver an event twice; a repeat is already done).
+    while poller
+        .poll_once(&InProcess(&env.store))
+        .await
+        .unwrap()
+        .received
+        > 0
+    {}
+    assert_eq!(
+        queue_depth(&env, &env.resources.ingest_queue_url).await,
+        (0, 0)
+    );
+    assert_eq!(
+        queue_depth(&env, &env.resources.ingest_dlq_url).await,
+        (0, 0)
+    );
+    assert_eq!(
+        staged_versions(&env, &staging_key("acme", &upload.upload_id)).await,
+        0
+    );
+    // Objects outside incoming/ are not delivered.
+    assert_eq!(
+        poller.poll_once(&InProcess(&env.store)).await.unwrap(),
+        Round::default()
+    );
+}
+
+/// Fails every DynamoDB `TransactWriteItems` while the outage lasts.
+#[derive(Debug, Clone, Default)]
+struct Outage {
+    on: Arc<AtomicBool>,
+    injected: Arc<AtomicUsize>,
+}
+
+impl Intercept for Outage {
+    fn name(&self) -> &'static str {
+        "Outage"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let target = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or_default();
+        if self.on.load(Ordering::SeqCst) && target.ends_with(".TransactWriteItems") {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+            Err("injected fault: DynamoDB unreachable".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_outage_then_recovery_commits_the_queued_upload() {
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    let data = content(300_000);
+    let upload = open_upload(&env, &alice, "outage/big.bin", &data).await;
+    send_version(&upload, data.clone()).await;
+
+    let outage = Outage {
+        on: Arc::new(AtomicBool::new(true)),
+        ..Outage::default()
+    };
+    let faulty = artifacts::Store::with_clients(
+        env.store.config.clone(),
+        aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&env.sdk)
+                .interceptor(outage.clone())
+                .build(),
+        ),
+        env.s3(),
+        aws_sdk_kms::Client::new(&env.sdk),
+    );
+    let poller = poller(&env).await;
+    let started = Instant::now();
+    let (mut failed_rounds, mut deliveries) = (0, 0);
+    let committed = loop {
+        let round = poller.poll_once(&InProcess(&faulty)).await.unwrap();
+        deliveries += round.received;
+        if round.failed > 0 {
+            failed_rounds += 1;
+            let (_, s) = status(&env, &alice, WF, &upload.upload_id).await;
+            assert_eq!(s["state"], "pending", "a failed ingest changes nothing");
+            assert_eq!(
+                staged_versions(&env, &staging_key("acme", &upload.upload_id)).await,
+                1,
+                "the staged upload is kept for the retry"
+            );
+            if failed_rounds == 3 {
+                // The dependency is back.
+                outage.on.store(false, Ordering::SeqCst);
+            }
+        }
+        let (_, s) = status(&env, &alice, WF, &upload.upload_id).await;
+        if s["state"] == "committed" {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not committed within 30 s: {s}, {failed_rounds} failed rounds"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!(
+        "committed after {:?}: {failed_rounds} failed rounds, {deliveries} deliveries, {} faults",
+        started.elapsed(),
+        outage.injected.load(Ordering::SeqCst)
+    );
+    assert_eq!(failed_rounds, 3);
+    assert!(outage.injected.load(Ordering::SeqCst) >= 3);
+    let id = committed["artifactId"].as_str().unwrap();
+    assert_eq!(versions_of(&env, &alice, id).await, vec![1]);
+    assert!(fetch(&env, &alice, id).await == data, "nothing lost");
+    let orphans = env
+        .s3()
+        .list_object_versions()
+        .bucket(&env.resources.bucket)
+        .prefix("orgs/")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        orphans.versions().len(),
+        1,
+        "only the committed content is kept"
+    );
+    while poller
+        .poll_once(&InProcess(&env.store))
+        .await
+        .unwrap()
+        .received
+        > 0
+    {}
+    assert_eq!(
+        queue_depth(&env, &env.resources.ingest_dlq_url).await,
+        (0, 0)
+    );
+}
+
+#[tokio::test]
+async fn upload_status_follows_a_session() {
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    let data = content(10_000);
+    let upload = open_upload(&env, &alice, "status/a.bin", &data).await;
+    let id = upload.upload_id.clone();
+
+    let (code, s) = status(&env, &alice, WF, &id).await;
+    assert_eq!(code, 200, "{s}");
+    assert_eq!(s["uploadId"], id.as_str());
+    assert_eq!(s["state"], "pending");
+    assert!(s["expiresAt"].as_str().unwrap().ends_with('Z'), "{s}");
+    for absent in ["artifactId", "version", "reason"] {
+        assert!(s.get(absent).is_none(), "{absent}: {s}");
+    }
+    // A reader may ask too.
+    let (code, _) = status(&env, &Caller::reader("acme"), WF, &id).await;
+    assert_eq!(code, 200);
+
+    let key = staging_key("acme", &id);
+    let version = send_version(&upload, data.clone()).await;
+    assert_eq!(status(&env, &alice, WF, &id).await.1["state"], "pending");
+    ingest_version(&env, &key, &version, 10_000).await.unwrap();
+    let (code, s) = status(&env, &alice, WF, &id).await;
+    assert_eq!(code, 200);
+    assert_eq!(s["state"], "committed", "{s}");
+    assert_eq!(s["version"], 1);
+    let artifact_id = s["artifactId"].as_str().unwrap();
+    assert!(fetch(&env, &alice, artifact_id).await == data);
+
+    // Rejected, with the reason: bytes that do not match the declared hash
+    // (put straight into the bucket: S3 itself refuses them on the URL).
+    let body = serde_json::json!({
+        "path": "status/b.bin",
+        "size": 5,
+        "sha256": sha_hex(b"other"),
+    });
+    let r = presign(&env, Call::create_upload(WF, &body).by(&alice)).await;
+    let bad = json_body(&r)["uploadId"].as_str().unwrap().to_owned();
+    let key = staging_key("acme", &bad);
+    let put = env
+        .s3()
+        .put_object()
+        .bucket(&env.resources.bucket)
+        .key(&key)
+        .body(ByteStream::from_static(b"12345"))
+        .send()
+        .await
+        .unwrap();
+    ingest_version(&env, &key, put.version_id().unwrap(), 5)
+        .await
+        .unwrap();
+    let (code, s) = status(&env, &alice, WF, &bad).await;
+    assert_eq!(code, 200);
+    assert_eq!(s["state"], "rejected", "{s}");
+    assert!(s["reason"].as_str().unwrap().contains("sha256"), "{s}");
+    assert!(s.get("artifactId").is_none() && s.get("version").is_none());
+
+    // Another org, another workflow, an unknown id: the plain 404.
+    let unknown = artifacts::model::new_artifact_id();
+    let (code, plain) = status(&env, &alice, WF, &unknown).await;
+    assert_eq!(code, 404);
+    for (caller, workflow) in [(Caller::writer("evil"), WF), (alice.clone(), "wf-other")] {
+        let (code, body) = status(&env, &caller, workflow, &id).await;
+        assert_eq!(code, 404);
+        assert_eq!(
+            (&body["title"], &body["detail"], &body["type"]),
+            (&plain["title"], &plain["detail"], &plain["type"]),
+        );
+    }
+
+    // Bad ids are 400s naming the field.
+    for (workflow, upload_id, field) in [
+        (WF, "xyz", "uploadId"),
+        (WF, &*id.to_uppercase(), "uploadId"),
+        (WF, &*format!("{id}0"), "uploadId"),
+        ("bad workflow", &*id, "workflowId"),
+    ] {
+        let (code, body) = status(&env, &alice, workflow, upload_id).await;
+        assert_eq!(code, 400, "{upload_id}: {body}");
+        assert_eq!(body["field"], field, "{body}");
+    }
+    // No principal: 401.
+    let r = presign(&env, Call::upload_status(WF, &id)).await;
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn a_session_nothing_arrived_for_expires() {
+    let env = TestEnv::new().await;
+    let me = principal("acme");
+    let now = artifacts::links::now();
+    let never = env
+        .store
+        .create_upload(&me, WF, request("never.bin", 10, None))
+        .await
+        .unwrap();
+    let staged = env
+        .store
+        .create_upload(&me, WF, request("late.bin", 10, None))
+        .await
+        .unwrap();
+    send_version(&staged, content(10)).await;
+    let state = |s: artifacts::uploads::UploadStatus| s.state;
+    use artifacts::uploads::UploadState::{Expired, Pending};
+    let at = |offset: i64| now + offset;
+    for (upload, offset, expected) in [
+        // Within the URL's life (and a grace hour after): waiting.
+        (&never, 0, Pending),
+        (&never, 15 * 60 + 30 * 60, Pending),
+        // Long after the URL, with nothing staged: it never will be.
+        (&never, 3 * 3600, Expired),
+        // Staged, ingest still to come (an outage): waiting.
+        (&staged, 3 * 3600, Pending),
+        // Past the session's day: over, staged or not.
+        (&staged, 25 * 3600, Expired),
+    ] {
+        let got = env
+            .store
+            .upload_status(&me, WF, &upload.upload_id, at(offset))
+            .await
+            .unwrap();
+        assert_eq!(state(got), expected, "{} at +{offset}s", upload.upload_id);
+    }
+}
+
+#[tokio::test]
+async fn ingest_after_the_sessions_day_removes_the_upload_and_it_stays_expired() {
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    let data = content(1_000);
+    let upload = open_upload(&env, &alice, "late/a.bin", &data).await;
+    let key = staging_key("acme", &upload.upload_id);
+    let version = send_version(&upload, data).await;
+    // The session's day ends (as if the queue had held the event that long).
+    env.dynamodb()
+        .update_item()
+        .table_name(&env.resources.table)
+        .key(
+            "pk",
+            AttributeValue::S(artifacts::uploads::session_pk("acme", &upload.upload_id)),
+        )
+        .key("sk", AttributeValue::S("#UPLOAD".into()))
+        .update_expression("SET expiresAt = :past")
+        .expression_attribute_values(
+            ":past",
+            AttributeValue::N((artifacts::links::now() - 1).to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (_, s) = status(&env, &alice, WF, &upload.upload_id).await;
+    assert_eq!(s["state"], "expired", "{s}");
+    let report = ingest_version(&env, &key, &version, 1_000).await.unwrap();
+    assert_eq!(report["records"][0]["outcome"], "expired", "{report}");
+    assert_eq!(staged_versions(&env, &key).await, 0);
+    let (_, s) = status(&env, &alice, WF, &upload.upload_id).await;
+    assert_eq!(s["state"], "expired", "expired is final: {s}");
 }

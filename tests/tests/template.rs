@@ -8,7 +8,10 @@
 //! - every `ARTIFACTS_*` variable the Rust sources name is set for the
 //!   functions that may read it, and the dev-only ones never are;
 //! - `cargo lambda watch`'s router (root `Cargo.toml`) routes the same
-//!   requests to the same binaries as the template.
+//!   requests to the same binaries as the template;
+//! - every role writes only to the table partitions its function writes
+//!   (`dynamodb:LeadingKeys`, checked against the code's key functions), and
+//!   upload events reach ingest through the queue (SPEC §19).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -25,6 +28,11 @@ const SPEC_ROUTES: &[(&str, &str, &str)] = &[
         "upload",
     ),
     ("POST", "/v1/workflows/{workflowId}/uploads", "presign"),
+    (
+        "GET",
+        "/v1/workflows/{workflowId}/uploads/{uploadId}",
+        "presign",
+    ),
     ("GET", "/v1/workflows/{workflowId}/artifacts", "list"),
     ("GET", "/v1/artifacts", "list"),
     ("GET", "/v1/artifacts/{artifactId}", "versions"),
@@ -356,6 +364,395 @@ fn watch_router_routes_like_the_template() {
     assert_agrees("the cargo lambda watch router", &problems);
 }
 
+/// Which partitions each function may write (issue 10 item 12): every pk is
+/// "{org}#<kind>#…", and IAM's `dynamodb:LeadingKeys` sees the pk. One key of
+/// each kind, built by the code's own key functions.
+fn partition_keys() -> BTreeMap<&'static str, String> {
+    let id = "0123456789abcdef0123456789abcdef";
+    BTreeMap::from([
+        ("artifact", artifacts::metadata::artifact_pk("acme", id)),
+        ("workflow", artifacts::metadata::workflow_pk("acme", "wf-1")),
+        ("link", artifacts::links::link_pk("acme", id)),
+        ("session", artifacts::uploads::session_pk("acme", id)),
+    ])
+}
+
+/// (binary, DynamoDB write action, the partition kinds it may write). A
+/// write action not listed for a binary must not be granted at all.
+const TABLE_WRITES: &[(&str, &str, &[&str])] = &[
+    ("artifacts-upload", "PutItem", &["artifact", "workflow"]),
+    ("artifacts-upload", "UpdateItem", &["artifact", "workflow"]),
+    (
+        "artifacts-upload",
+        "ConditionCheckItem",
+        &["artifact", "workflow"],
+    ),
+    // The public link route's role: a use record, a link's use counter.
+    ("artifacts-download", "PutItem", &["link"]),
+    ("artifacts-download", "UpdateItem", &["artifact"]),
+    (
+        "artifacts-presign",
+        "PutItem",
+        &["artifact", "link", "session"],
+    ),
+    ("artifacts-presign", "UpdateItem", &["artifact"]),
+    (
+        "artifacts-ingest",
+        "PutItem",
+        &["artifact", "workflow", "session"],
+    ),
+    (
+        "artifacts-ingest",
+        "UpdateItem",
+        &["artifact", "workflow", "session"],
+    ),
+    (
+        "artifacts-ingest",
+        "ConditionCheckItem",
+        &["artifact", "workflow", "session"],
+    ),
+];
+
+#[test]
+fn every_role_writes_only_the_partitions_its_function_writes() {
+    let root = workspace_root();
+    let doc = load_yaml(&root);
+    let template = Template::load(&root);
+    let mut problems = template.problems.clone();
+    let keys = partition_keys();
+    // Each partition kind is told apart from the others by its pattern.
+    for (kind, key) in &keys {
+        if !key.starts_with("acme#") {
+            problems.push(format!("a {kind} pk does not start with the org: {key}"));
+        }
+    }
+
+    for f in &template.functions {
+        let Some(role) = function_role(&doc, &f.id) else {
+            problems.push(format!(
+                "template function {} has no Role: !GetAtt <Role>.Arn",
+                f.id
+            ));
+            continue;
+        };
+        let grants = table_write_grants(&doc, &role, &mut problems);
+        let expected: BTreeMap<&str, &[&str]> = TABLE_WRITES
+            .iter()
+            .filter(|(binary, _, _)| *binary == f.binary)
+            .map(|&(_, action, kinds)| (action, kinds))
+            .collect();
+        for (action, patterns) in &grants {
+            let Some(kinds) = expected.get(action.as_str()) else {
+                problems.push(format!(
+                    "{role} ({}) may dynamodb:{action}, which TABLE_WRITES does not give it",
+                    f.binary
+                ));
+                continue;
+            };
+            let Some(patterns) = patterns else {
+                problems.push(format!(
+                    "{role} ({}): dynamodb:{action} without a \
+                     ForAllValues:StringLike dynamodb:LeadingKeys condition",
+                    f.binary
+                ));
+                continue;
+            };
+            for (kind, key) in &keys {
+                let allowed = patterns.iter().any(|p| glob(p, key));
+                if allowed != kinds.contains(kind) {
+                    problems.push(format!(
+                        "{role} ({}): dynamodb:{action} on a {kind} partition ({key}) is {} \
+                         by {patterns:?}, should be {}",
+                        f.binary,
+                        if allowed { "allowed" } else { "denied" },
+                        if allowed { "denied" } else { "allowed" },
+                    ));
+                }
+            }
+        }
+        for action in expected.keys() {
+            if !grants.contains_key(*action) {
+                problems.push(format!(
+                    "{role} ({}) lacks dynamodb:{action}, which its code calls",
+                    f.binary
+                ));
+            }
+        }
+    }
+    assert_agrees("the table partitions each function writes", &problems);
+}
+
+#[test]
+fn upload_events_reach_ingest_through_a_queue() {
+    let root = workspace_root();
+    let doc = load_yaml(&root);
+    let template = Template::load(&root);
+    let mut problems = template.problems.clone();
+    let resources = doc.get("Resources").and_then(Value::as_mapping);
+    let by_type = |kind: &str| -> Vec<(String, &Value)> {
+        resources
+            .into_iter()
+            .flatten()
+            .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some(kind))
+            .map(|(id, r)| (id.as_str().unwrap_or_default().to_owned(), r))
+            .collect()
+    };
+    let get_att = |v: Option<&Value>| -> Option<String> {
+        match v? {
+            Value::Tagged(t) if t.tag.to_string().trim_start_matches('!') == "GetAtt" => t
+                .value
+                .as_str()
+                .map(|s| s.trim_end_matches(".Arn").to_owned()),
+            _ => None,
+        }
+    };
+    let number = |r: &Value, path: &[&str]| at(r, path).and_then(Value::as_u64);
+
+    let Some(ingest) = template
+        .functions_building("artifacts-ingest")
+        .first()
+        .map(|f| f.id.clone())
+    else {
+        panic!("no ingest function");
+    };
+    let function = resources
+        .into_iter()
+        .flatten()
+        .find(|(id, _)| id.as_str() == Some(ingest.as_str()))
+        .map(|(_, r)| r)
+        .expect("ingest resource");
+    let timeout = number(function, &["Properties", "Timeout"]).unwrap_or(0);
+    let events: Vec<&Value> = at(function, &["Properties", "Events"])
+        .and_then(Value::as_mapping)
+        .into_iter()
+        .flatten()
+        .map(|(_, e)| e)
+        .collect();
+    if events.len() != 1 || events[0].get("Type").and_then(Value::as_str) != Some("SQS") {
+        problems.push(format!(
+            "{ingest}: exactly one event, of Type SQS (no direct EventBridge rule)"
+        ));
+    }
+    let sqs = events.first().and_then(|e| e.get("Properties"));
+    let queue = get_att(sqs.and_then(|p| p.get("Queue")));
+    let batch = sqs.and_then(|p| p.get("BatchSize")).and_then(Value::as_u64);
+    if !batch.is_some_and(|b| (1..=10).contains(&b)) {
+        problems.push(format!(
+            "{ingest}: SQS BatchSize must be set, 1-10, is {batch:?}"
+        ));
+    }
+    let responses = sqs
+        .and_then(|p| p.get("FunctionResponseTypes"))
+        .and_then(Value::as_sequence)
+        .map(|s| s.iter().filter_map(Value::as_str).collect::<Vec<_>>());
+    if responses != Some(vec!["ReportBatchItemFailures"]) {
+        problems.push(format!(
+            "{ingest}: FunctionResponseTypes must be [ReportBatchItemFailures]"
+        ));
+    }
+    let queues = by_type("AWS::SQS::Queue");
+    let queue_resource = queues.iter().find(|(id, _)| Some(id) == queue.as_ref());
+    match queue_resource {
+        None => problems.push(format!(
+            "{ingest}: its SQS Queue is not a queue of the template"
+        )),
+        Some((id, q)) => {
+            if number(q, &["Properties", "MessageRetentionPeriod"]) != Some(1_209_600) {
+                problems.push(format!("{id}: MessageRetentionPeriod must be 14 days"));
+            }
+            let visibility = number(q, &["Properties", "VisibilityTimeout"]).unwrap_or(0);
+            if visibility < 6 * timeout || timeout == 0 {
+                problems.push(format!(
+                    "{id}: VisibilityTimeout {visibility} must be at least 6 x the function's {timeout}"
+                ));
+            }
+            let redrive = at(q, &["Properties", "RedrivePolicy"]);
+            let receives = redrive
+                .and_then(|r| r.get("maxReceiveCount"))
+                .and_then(Value::as_u64);
+            if !receives.is_some_and(|n| (2..=20).contains(&n)) {
+                problems.push(format!(
+                    "{id}: RedrivePolicy.maxReceiveCount must be bounded, is {receives:?}"
+                ));
+            }
+            let dlq = get_att(redrive.and_then(|r| r.get("deadLetterTargetArn")));
+            if !queues.iter().any(|(q, _)| Some(q) == dlq.as_ref()) {
+                problems.push(format!(
+                    "{id}: RedrivePolicy must name a dead-letter queue of the template"
+                ));
+            }
+        }
+    }
+    // One rule: S3 Object Created under incoming/ of the bucket → the queue.
+    let rules = by_type("AWS::Events::Rule");
+    let feeding: Vec<&(String, &Value)> = rules
+        .iter()
+        .filter(|(_, r)| {
+            at(r, &["Properties", "Targets"])
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+                .any(|t| get_att(t.get("Arn")) == queue)
+        })
+        .collect();
+    match feeding.as_slice() {
+        [(id, rule)] => {
+            let pattern = at(rule, &["Properties", "EventPattern"]);
+            let first = |path: &[&str]| {
+                pattern
+                    .and_then(|p| at(p, path))
+                    .and_then(Value::as_sequence)
+                    .and_then(|s| s.first())
+                    .cloned()
+            };
+            if first(&["source"]).as_ref().and_then(Value::as_str) != Some("aws.s3")
+                || first(&["detail-type"]).as_ref().and_then(Value::as_str)
+                    != Some("Object Created")
+                || first(&["detail", "object", "key"])
+                    .and_then(|k| k.get("prefix").and_then(Value::as_str).map(str::to_owned))
+                    .as_deref()
+                    != Some("incoming/")
+            {
+                problems.push(format!(
+                    "{id}: must match S3 Object Created under incoming/"
+                ));
+            }
+            // The queue policy lets only this rule send.
+            let allowed = by_type("AWS::SQS::QueuePolicy").iter().any(|(_, p)| {
+                at(p, &["Properties", "PolicyDocument", "Statement"])
+                    .and_then(Value::as_sequence)
+                    .into_iter()
+                    .flatten()
+                    .any(|s| {
+                        get_att(at(s, &["Condition", "ArnEquals", "aws:SourceArn"])).as_deref()
+                            == Some(id.as_str())
+                            && at(s, &["Principal", "Service"]).and_then(Value::as_str)
+                                == Some("events.amazonaws.com")
+                    })
+            });
+            if !allowed {
+                problems.push(format!("no queue policy lets only {id} send to the queue"));
+            }
+        }
+        other => problems.push(format!(
+            "{} rules target the ingest queue, need exactly 1",
+            other.len()
+        )),
+    }
+    assert_agrees("the upload delivery (SPEC §19)", &problems);
+}
+
+/// `*` matches any run of characters (IAM's StringLike; no `?` used here).
+fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    if !text.starts_with(first) || !text[first.len()..].ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+fn load_yaml(root: &Path) -> Value {
+    serde_yaml::from_str(&read(&root.join("infra/template.yaml"))).expect("template parses")
+}
+
+/// The role a function runs as: `Role: !GetAtt <Role>.Arn`.
+fn function_role(doc: &Value, function: &str) -> Option<String> {
+    match at(doc, &["Resources", function, "Properties", "Role"])? {
+        Value::Tagged(t) if t.tag.to_string().trim_start_matches('!') == "GetAtt" => t
+            .value
+            .as_str()
+            .and_then(|s| s.strip_suffix(".Arn"))
+            .map(str::to_owned),
+        _ => None,
+    }
+}
+
+/// A role's DynamoDB write actions on the table → their LeadingKeys
+/// patterns (`None`: granted without that condition). Two grants of one
+/// action add up (IAM allows if any statement does).
+fn table_write_grants(
+    doc: &Value,
+    role: &str,
+    problems: &mut Vec<String>,
+) -> BTreeMap<String, Option<Vec<String>>> {
+    const WRITES: &[&str] = &[
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "ConditionCheckItem",
+        "BatchWriteItem",
+        "PartiQLInsert",
+        "PartiQLUpdate",
+        "PartiQLDelete",
+    ];
+    let mut grants: BTreeMap<String, Option<Vec<String>>> = BTreeMap::new();
+    let policies = at(doc, &["Resources", role, "Properties", "Policies"])
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten();
+    for policy in policies {
+        let statements = at(policy, &["PolicyDocument", "Statement"])
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten();
+        for statement in statements {
+            let actions: Vec<&str> = match statement.get("Action") {
+                Some(Value::String(a)) => vec![a.as_str()],
+                Some(Value::Sequence(s)) => s.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            };
+            let patterns = at(
+                statement,
+                &[
+                    "Condition",
+                    "ForAllValues:StringLike",
+                    "dynamodb:LeadingKeys",
+                ],
+            )
+            .map(|v| match v {
+                Value::String(p) => vec![p.clone()],
+                Value::Sequence(s) => s
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+                _ => Vec::new(),
+            });
+            for action in actions {
+                let Some(name) = action.strip_prefix("dynamodb:") else {
+                    continue;
+                };
+                if name.contains('*') {
+                    problems.push(format!("{role}: wildcard action {action}"));
+                    continue;
+                }
+                if !WRITES.contains(&name) {
+                    continue;
+                }
+                let entry = grants
+                    .entry(name.to_owned())
+                    .or_insert_with(|| Some(Vec::new()));
+                match (&patterns, entry.as_mut()) {
+                    (Some(p), Some(all)) => all.extend(p.iter().cloned()),
+                    _ => *entry = None,
+                }
+            }
+        }
+    }
+    grants
+}
+
 #[test]
 fn variable_scan_finds_whole_literals_only() {
     let src = r#"
@@ -377,6 +774,11 @@ fn variable_scan_finds_whole_literals_only() {
         template_path_to_router("/a/{id}/b/{path+}"),
         "/a/{id}/b/{*path}"
     );
+    assert!(glob("*#L#*", "acme#L#0123"));
+    assert!(!glob("*#L#*", "acme#A#0123"));
+    assert!(!glob("*#L#*", "acme#L"));
+    assert!(glob("a*", "a") && glob("*", "") && glob("x*y*z", "xayz"));
+    assert!(!glob("x*y*z", "xzy") && !glob("abc", "abcd"));
 }
 
 // ------------------------------------------------------------------ template

@@ -37,6 +37,9 @@ async fn route(store: &Store, req: &Request) -> Result<Response<Body>> {
         (&Method::POST, [.., "v1", "workflows", workflow_id, "uploads"]) => {
             uploads::create(store, req, &principal, workflow_id).await
         }
+        (&Method::GET, [.., "v1", "workflows", workflow_id, "uploads", upload_id]) => {
+            uploads::status(store, &principal, workflow_id, upload_id).await
+        }
         _ => Err(Error::NotFound("route")),
     }
 }

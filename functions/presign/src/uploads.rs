@@ -1,6 +1,8 @@
 //! `POST /v1/workflows/{workflowId}/uploads`: open an upload session and
 //! hand back a presigned S3 PUT into `incoming/` (SPEC §4). The bytes never
 //! pass through a function; S3's event runs `artifacts-ingest`.
+//! `GET /v1/workflows/{workflowId}/uploads/{uploadId}`: where that session
+//! stands (SPEC §19), so a client can wait for its version.
 
 use artifacts::auth::Principal;
 use artifacts::http;
@@ -21,4 +23,17 @@ pub async fn create(
     })?;
     let upload = store.create_upload(principal, workflow_id, request).await?;
     http::json(StatusCode::CREATED, &upload)
+}
+
+pub async fn status(
+    store: &Store,
+    principal: &Principal,
+    workflow_id: &str,
+    upload_id: &str,
+) -> Result<Response<Body>> {
+    let now = artifacts::links::now();
+    let status = store
+        .upload_status(principal, workflow_id, upload_id, now)
+        .await?;
+    http::json(StatusCode::OK, &status)
 }

@@ -88,10 +88,22 @@ async fn main() -> Result<(), BoxError> {
             let cold = peak_rss_kib();
             let mut event: Value =
                 serde_json::from_str(include_str!("../../../events/s3-put.json"))?;
+            // Ingest reads exactly the version the event names: the one PUT.
+            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let version_id = harness::s3_client(&sdk)
+                .head_object()
+                .bucket(&store.config.bucket)
+                .key(&key)
+                .send()
+                .await?
+                .version_id()
+                .ok_or("the staged upload has no version id")?
+                .to_owned();
             let s3 = &mut event["Records"][0]["s3"];
             s3["bucket"]["name"] = Value::from(store.config.bucket.clone());
             s3["object"]["key"] = Value::from(key);
             s3["object"]["size"] = Value::from(size);
+            s3["object"]["versionId"] = Value::from(version_id);
             let started = std::time::Instant::now();
             let report =
                 artifacts_ingest::handler(&store, LambdaEvent::new(event, Context::default()))
