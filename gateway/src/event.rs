@@ -11,12 +11,12 @@ use serde_json::{Map, Value, json};
 
 use crate::routes::Matched;
 
-/// What a request carries, as received on the wire.
+/// What a request carries.
 #[derive(Debug, Clone)]
 pub struct Incoming {
     pub method: String,
-    /// The request target's path, still percent-encoded.
-    pub raw_path: String,
+    /// The request's path as the gateway hands it on: [`gateway_path`].
+    pub path: String,
     /// The request target's query, without `?`, still encoded.
     pub raw_query: String,
     /// Header names as received (any case), in order, repeated names kept.
@@ -26,11 +26,15 @@ pub struct Incoming {
     pub protocol: String,
 }
 
-/// Why no event could be built.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// A path parameter is not UTF-8 once decoded.
-    BadRequest,
+/// The path as HTTP APIs hand it on and route it: percent-decoded once (so
+/// `rawPath`, `requestContext.http.path` and the path parameters are all
+/// decoded; `%2F` becomes a `/` that separates segments) and cut at a
+/// decoded `?` or `#`, which therefore cannot travel in a path. `None` when
+/// the decoded path is not UTF-8 (answered 400 here).
+pub fn gateway_path(raw_path: &str) -> Option<String> {
+    let decoded = percent_decode_str(raw_path).decode_utf8().ok()?;
+    let end = decoded.find(['?', '#']).unwrap_or(decoded.len());
+    Some(decoded[..end].to_owned())
 }
 
 /// Content types HTTP APIs hand over as text; everything else (including no
@@ -71,14 +75,6 @@ pub fn encode_body(content_type: Option<&str>, body: &[u8]) -> (Option<String>, 
     (Some(STANDARD.encode(body)), true)
 }
 
-/// Percent-decode once; `None` when the result is not UTF-8.
-pub fn decode_path_param(raw: &str) -> Option<String> {
-    percent_decode_str(raw)
-        .decode_utf8()
-        .ok()
-        .map(|s| s.into_owned())
-}
-
 /// A query component as `queryStringParameters` shows it (`+` is a space).
 fn decode_query(raw: &str) -> String {
     let spaced = raw.replace('+', " ");
@@ -110,8 +106,8 @@ pub fn claims_as_api_gateway(payload: &Map<String, Value>) -> Map<String, Value>
         .collect()
 }
 
-/// The JWT authorizer, emulated with the dev HS256 secret: `Ok(claims)` for a
-/// valid bearer token, `Err(())` for a missing or invalid one (API Gateway's
+/// The JWT authorizer, emulated with the dev HS256 secret: the claims of a
+/// valid bearer token, `None` for a missing or invalid one (API Gateway's
 /// 401). Verification is `artifacts::auth::verify_hs256` (signature, `alg`,
 /// `exp`, `nbf`); the claims are then rendered from the token's payload the
 /// way API Gateway renders them.
@@ -119,18 +115,18 @@ pub fn authorize(
     secret: &[u8],
     authorization: Option<&str>,
     now: i64,
-) -> Result<Map<String, Value>, ()> {
-    let header = authorization.ok_or(())?.trim();
+) -> Option<Map<String, Value>> {
+    let header = authorization?.trim();
     let token = match header.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-        Some(_) => return Err(()),
+        Some(_) => return None,
         None => header,
     };
-    artifacts::auth::verify_hs256(secret, token, now).map_err(|_| ())?;
-    let payload = token.split('.').nth(1).ok_or(())?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload).map_err(|_| ())?;
-    let payload: Map<String, Value> = serde_json::from_slice(&bytes).map_err(|_| ())?;
-    Ok(claims_as_api_gateway(&payload))
+    artifacts::auth::verify_hs256(secret, token, now).ok()?;
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let payload: Map<String, Value> = serde_json::from_slice(&bytes).ok()?;
+    Some(claims_as_api_gateway(&payload))
 }
 
 /// Fixed parts of the request context of this local API.
@@ -157,7 +153,7 @@ pub fn build(
     claims: Option<Map<String, Value>>,
     request_id: &str,
     now: time::OffsetDateTime,
-) -> Result<Value, Refusal> {
+) -> Value {
     // Headers: lower-case names, repeated ones joined with commas; cookies
     // move to `cookies`, as HTTP APIs do.
     let mut headers: BTreeMap<String, String> = BTreeMap::new();
@@ -206,11 +202,11 @@ pub fn build(
             .or_insert_with(|| decode_query(v));
     }
 
-    let mut path_parameters = Map::new();
-    for (name, raw) in &matched.raw_params {
-        let decoded = decode_path_param(raw).ok_or(Refusal::BadRequest)?;
-        path_parameters.insert(name.clone(), Value::String(decoded));
-    }
+    let path_parameters: Map<String, Value> = matched
+        .params
+        .iter()
+        .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+        .collect();
 
     let (body, is_base64_encoded) = encode_body(
         headers.get("content-type").map(String::as_str),
@@ -234,7 +230,7 @@ pub fn build(
         "domainPrefix": domain.split('.').next().unwrap_or_default(),
         "http": {
             "method": incoming.method,
-            "path": incoming.raw_path,
+            "path": incoming.path,
             "protocol": incoming.protocol,
             "sourceIp": incoming.source_ip,
             "userAgent": headers.get("user-agent").cloned().unwrap_or_default(),
@@ -252,7 +248,7 @@ pub fn build(
     let mut event = json!({
         "version": "2.0",
         "routeKey": route_key,
-        "rawPath": incoming.raw_path,
+        "rawPath": incoming.path,
         "rawQueryString": incoming.raw_query,
         "headers": headers,
         "requestContext": context,
@@ -270,7 +266,7 @@ pub fn build(
     if let Some(body) = body {
         event["body"] = Value::String(body);
     }
-    Ok(event)
+    event
 }
 
 #[cfg(test)]
@@ -340,8 +336,8 @@ mod tests {
         let claims = authorize(SECRET, Some(&format!("Bearer {token}")), now).unwrap();
         assert_eq!(claims["scope"], "[a b]");
         assert_eq!(claims["org_id"], "acme");
-        assert!(authorize(SECRET, Some(&format!("bearer {token}")), now).is_ok());
-        assert!(authorize(SECRET, Some(&token), now).is_ok());
+        assert!(authorize(SECRET, Some(&format!("bearer {token}")), now).is_some());
+        assert!(authorize(SECRET, Some(&token), now).is_some());
         for bad in [
             None,
             Some(String::new()),
@@ -355,19 +351,20 @@ mod tests {
                 )
             )),
         ] {
-            assert!(authorize(SECRET, bad.as_deref(), now).is_err(), "{bad:?}");
+            assert!(authorize(SECRET, bad.as_deref(), now).is_none(), "{bad:?}");
         }
-        assert!(authorize(SECRET, Some(&token), now + 61).is_err());
+        assert!(authorize(SECRET, Some(&token), now + 61).is_none());
     }
 
     #[test]
     fn events_are_built_like_api_gateway() {
         let routes = Routes::from_template(include_str!("../../infra/template.yaml")).unwrap();
-        let raw_path = "/v1/workflows/wf%201/artifacts/caf%C3%A9/a+b%25.md";
-        let matched = routes.find("PUT", raw_path).unwrap();
+        let path = gateway_path("/v1/workflows/wf%201/artifacts/caf%C3%A9/a+b%25%2F.md").unwrap();
+        assert_eq!(path, "/v1/workflows/wf 1/artifacts/café/a+b%/.md");
+        let matched = routes.find("PUT", &path).unwrap();
         let incoming = Incoming {
             method: "PUT".into(),
-            raw_path: raw_path.into(),
+            path: path.clone(),
             raw_query: "artifactType=prd&x=1&x=2&q=a+b%26".into(),
             headers: vec![
                 ("Host".into(), b"127.0.0.1:9000".to_vec()),
@@ -381,15 +378,16 @@ mod tests {
             protocol: "HTTP/1.1".into(),
         };
         let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
-        let event = build(&Stage::default(), &incoming, &matched, None, "rid", now).unwrap();
-        assert_eq!(event["rawPath"], raw_path);
+        let event = build(&Stage::default(), &incoming, &matched, None, "rid", now);
+        assert_eq!(event["rawPath"], path);
+        assert_eq!(event["requestContext"]["http"]["path"], path);
         assert_eq!(
             event["routeKey"],
             "PUT /v1/workflows/{workflowId}/artifacts/{path+}"
         );
         assert_eq!(
             event["pathParameters"],
-            json!({"workflowId": "wf 1", "path": "café/a+b%.md"})
+            json!({"workflowId": "wf 1", "path": "café/a+b%/.md"})
         );
         assert_eq!(event["queryStringParameters"]["x"], "1,2");
         assert_eq!(event["queryStringParameters"]["q"], "a b&");
@@ -406,15 +404,23 @@ mod tests {
         );
         assert_eq!(event["requestContext"]["timeEpoch"], 1_800_000_000_000i64);
         assert!(event["requestContext"].get("authorizer").is_none());
-        // The event is one lambda_http reads.
-        let bad = Incoming {
-            raw_path: "/v1/workflows/wf/artifacts/%FF".into(),
-            ..incoming
-        };
-        let matched = routes.find("PUT", &bad.raw_path).unwrap();
+        // The event is one lambda_http reads, with the parameters as given.
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        use lambda_http::RequestExt;
         assert_eq!(
-            build(&Stage::default(), &bad, &matched, None, "rid", now),
-            Err(Refusal::BadRequest)
+            request.path_parameters_ref().and_then(|p| p.first("path")),
+            Some("café/a+b%/.md")
         );
+        assert_eq!(request.body().as_ref(), &[0, 1, 2]);
+    }
+
+    #[test]
+    fn paths_are_decoded_once_and_cut_at_a_decoded_query_or_fragment() {
+        assert_eq!(gateway_path("/a/100%2525").unwrap(), "/a/100%25");
+        assert_eq!(gateway_path("/a/what%3Fx=1").unwrap(), "/a/what");
+        assert_eq!(gateway_path("/a/b%23c").unwrap(), "/a/b");
+        assert_eq!(gateway_path("/a/%E6%97%A5%E6%9C%AC").unwrap(), "/a/日本");
+        assert_eq!(gateway_path("/a/%").unwrap(), "/a/%");
+        assert!(gateway_path("/a/%FF").is_none());
     }
 }

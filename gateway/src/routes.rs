@@ -4,15 +4,18 @@
 //! whether the JWT authorizer guards it (the API's `DefaultAuthorizer`,
 //! unless the event says `Auth: { Authorizer: NONE }`).
 //!
-//! Matching follows API Gateway HTTP APIs: by method and path, the most
-//! specific route wins (a literal segment over `{param}`, any full match over
-//! a greedy `{param+}`), and there is no `$default` route here, so anything
-//! else is the gateway's own 404.
+//! Matching follows API Gateway HTTP APIs: by method and the *decoded* path
+//! (see [`crate::event::gateway_path`]), the most specific route wins (a
+//! literal segment over `{param}`, any full match over a greedy `{param+}`),
+//! and there is no `$default` route here, so anything else is the gateway's
+//! own 404. Parameters are the decoded text they matched.
 
 use std::collections::BTreeMap;
 
-use percent_encoding::percent_decode_str;
 use serde_yaml::Value;
+
+/// Path parameters: name and (decoded) text.
+type Params = Vec<(String, String)>;
 
 /// One segment of a route's path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,16 +75,15 @@ impl Route {
         format!("{} {}", self.method, self.path)
     }
 
-    /// Match the raw (still percent-encoded) request path. On a match: the
-    /// path parameters, raw, and a specificity rank (higher wins).
-    fn matches(&self, raw_segments: &[&str]) -> Option<(Vec<(String, String)>, Vec<u8>)> {
+    /// Match the decoded request path's segments. On a match: the path
+    /// parameters and a specificity rank (higher wins).
+    fn matches(&self, raw_segments: &[&str]) -> Option<(Params, Vec<u8>)> {
         let mut params = Vec::new();
         let mut rank = Vec::new();
         for (i, segment) in self.segments.iter().enumerate() {
             match segment {
                 Segment::Literal(literal) => {
-                    let raw = raw_segments.get(i)?;
-                    if percent_decode_str(raw).decode_utf8().ok()? != literal.as_str() {
+                    if raw_segments.get(i)? != literal {
                         return None;
                     }
                     rank.push(2);
@@ -107,11 +109,11 @@ impl Route {
     }
 }
 
-/// A matched route: which, and its path parameters (still percent-encoded).
+/// A matched route: which, and its path parameters.
 #[derive(Debug)]
 pub struct Matched<'r> {
     pub route: &'r Route,
-    pub raw_params: Vec<(String, String)>,
+    pub params: Params,
 }
 
 /// The routing table.
@@ -208,9 +210,10 @@ impl Routes {
         Ok(Routes { routes })
     }
 
-    /// The route for `method` and the raw request path, as API Gateway picks it.
-    pub fn find(&self, method: &str, raw_path: &str) -> Option<Matched<'_>> {
-        let raw_segments: Vec<&str> = raw_path.strip_prefix('/')?.split('/').collect();
+    /// The route for `method` and the decoded request path, as API Gateway
+    /// picks it.
+    pub fn find(&self, method: &str, path: &str) -> Option<Matched<'_>> {
+        let raw_segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
         self.routes
             .iter()
             .filter(|r| r.method == method || r.method == "ANY")
@@ -222,7 +225,7 @@ impl Routes {
             .max_by(|a, b| {
                 (a.2.as_slice(), a.0.method != "ANY").cmp(&(b.2.as_slice(), b.0.method != "ANY"))
             })
-            .map(|(route, raw_params, _)| Matched { route, raw_params })
+            .map(|(route, params, _)| Matched { route, params })
     }
 }
 
@@ -236,11 +239,11 @@ mod tests {
         Routes::from_template(TEMPLATE).unwrap()
     }
 
-    fn found(method: &str, path: &str) -> Option<(String, String, Vec<(String, String)>)> {
+    fn found(method: &str, path: &str) -> Option<(String, String, Params)> {
         let routes = routes();
         routes
             .find(method, path)
-            .map(|m| (m.route.function.clone(), m.route.key(), m.raw_params))
+            .map(|m| (m.route.function.clone(), m.route.key(), m.params))
     }
 
     #[test]
@@ -266,14 +269,14 @@ mod tests {
 
     #[test]
     fn routing_by_method_and_path() {
-        let (f, key, params) = found("PUT", "/v1/workflows/wf/artifacts/a%20b/c%2Fd.md").unwrap();
+        let (f, key, params) = found("PUT", "/v1/workflows/wf/artifacts/a b/c%d.md").unwrap();
         assert_eq!(f, "artifacts-upload");
         assert_eq!(key, "PUT /v1/workflows/{workflowId}/artifacts/{path+}");
         assert_eq!(
             params,
             vec![
                 ("workflowId".into(), "wf".into()),
-                ("path".into(), "a%20b/c%2Fd.md".into())
+                ("path".into(), "a b/c%d.md".into())
             ]
         );
         // A literal segment wins over the greedy parameter.

@@ -115,10 +115,12 @@ impl Gateway {
     ) -> Reply {
         let (parts, body) = req.into_parts();
         let method = parts.method.as_str().to_owned();
-        let raw_path = parts.uri.path().to_owned();
         let raw_query = parts.uri.query().unwrap_or_default().to_owned();
-        let Some(matched) = self.routes.find(&method, &raw_path) else {
-            tracing::info!(%method, path = %raw_path, "no route");
+        let Some(path) = event::gateway_path(parts.uri.path()) else {
+            return message(StatusCode::BAD_REQUEST, "Bad Request");
+        };
+        let Some(matched) = self.routes.find(&method, &path) else {
+            tracing::info!(%method, %path, "no route");
             return message(StatusCode::NOT_FOUND, "Not Found");
         };
         let claims = if matched.route.authorized {
@@ -130,11 +132,10 @@ impl Gateway {
             let verified = self
                 .jwt_secret
                 .as_deref()
-                .ok_or(())
                 .and_then(|secret| event::authorize(secret, authorization, now));
             match verified {
-                Ok(claims) => Some(claims),
-                Err(()) => {
+                Some(claims) => Some(claims),
+                None => {
                     let mut reply = message(StatusCode::UNAUTHORIZED, "Unauthorized");
                     reply.headers_mut().insert(
                         hyper::header::WWW_AUTHENTICATE,
@@ -152,7 +153,7 @@ impl Gateway {
         };
         let incoming = Incoming {
             method,
-            raw_path,
+            path,
             raw_query,
             headers: parts
                 .headers
@@ -163,14 +164,9 @@ impl Gateway {
             source_ip: "127.0.0.1".into(),
             protocol: format!("{:?}", parts.version),
         };
-        let _ = peer;
+        let _ = peer; // loopback only: the source is always 127.0.0.1
         let now = time::OffsetDateTime::now_utc();
-        let event = match event::build(&self.stage, &incoming, &matched, claims, request_id, now) {
-            Ok(event) => event,
-            Err(event::Refusal::BadRequest) => {
-                return message(StatusCode::BAD_REQUEST, "Bad Request");
-            }
-        };
+        let event = event::build(&self.stage, &incoming, &matched, claims, request_id, now);
         let event = match serde_json::to_vec(&event) {
             Ok(bytes) if bytes.len() <= MAX_PAYLOAD_BYTES => bytes,
             Ok(_) => return message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"),

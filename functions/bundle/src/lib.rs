@@ -4,10 +4,13 @@
 //! copy in `deliveries/`.
 
 use artifacts::bundle::{self, Bundle, BundleRequest};
-use artifacts::http::{self, header_str};
+use artifacts::http::{self, Route, header_str};
 use artifacts::{Error, Result, Store};
-use lambda_http::http::{StatusCode, header};
+use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
+
+/// What this function serves; any other method on this path is 405.
+pub const ROUTES: &[Route] = &[(Method::GET, "/v1/workflows/{workflowId}/artifacts/bundle")];
 
 pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     Ok(http::finish(&req, bundle(store, &req).await))
@@ -15,10 +18,11 @@ pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lamb
 
 #[tracing::instrument(skip_all, fields(org))]
 async fn bundle(store: &Store, req: &Request) -> Result<Response<Body>> {
+    let route = http::route(req, ROUTES)?;
     let principal = http::principal(&store.config.auth, req)?;
     tracing::Span::current().record("org", principal.org.as_str());
     let request = BundleRequest {
-        workflow_id: http::path_param(req, "workflowId").unwrap_or_default(),
+        workflow_id: route.param("workflowId").to_owned(),
         artifact_type: http::query_param(req, "artifactType"),
         prefix: http::query_param(req, "prefix").filter(|p| !p.is_empty()),
         pins: req
