@@ -1,9 +1,12 @@
 //! The HTTP edge: reading requests, writing responses, and the one mapping of
 //! [`Error`] to a status code and an RFC 9457 `application/problem+json` body.
 
+use std::future::Future;
+
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::request::{LambdaRequest, RequestContext};
+use lambda_http::{Body, LambdaEvent, Request, RequestExt, Response, lambda_runtime};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 
@@ -12,6 +15,66 @@ use crate::config::AuthMode;
 use crate::error::{Error, Result};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Run an HTTP function: the Lambda runtime loop, each invocation through
+/// [`invoke`]. Used by every HTTP function's `main` instead of
+/// `lambda_http::run`, whose response conversion decodes every `text/*`
+/// (and JSON, XML, YAML) body as text — lossily, or transcoding it from its
+/// declared charset — so a stored Latin-1 CSV or any non-UTF-8 text would
+/// not download byte for byte.
+pub async fn run<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(Request) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, lambda_http::Error>>,
+{
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |event: LambdaEvent<LambdaRequest>| invoke(&handler, event),
+    ))
+    .await
+}
+
+/// One invocation: the event (`lambda_http`'s own request conversion, which
+/// honours `isBase64Encoded`) → `handler` → the payload 2.0 response of
+/// [`v2_response`]. The tests' in-process invoker calls exactly this.
+pub async fn invoke<F, Fut>(
+    handler: F,
+    event: LambdaEvent<LambdaRequest>,
+) -> Result<ApiGatewayV2httpResponse, lambda_http::Error>
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Result<Response<Body>, lambda_http::Error>>,
+{
+    let LambdaEvent { payload, context } = event;
+    let request = Request::from(payload).with_lambda_context(context);
+    Ok(v2_response(handler(request).await?))
+}
+
+/// A response as HTTP API payload 2.0: bytes stay bytes (`Body::Binary` is
+/// sent base64 with `isBase64Encoded`), text stays text, `Set-Cookie`
+/// headers move to `cookies`, other repeated headers are comma-joined by the
+/// serializer.
+pub fn v2_response(response: Response<Body>) -> ApiGatewayV2httpResponse {
+    let (parts, body) = response.into_parts();
+    let mut headers = parts.headers;
+    let cookies = headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
+    headers.remove(header::SET_COOKIE);
+    let (body, is_base64_encoded) = match body {
+        Body::Text(text) => (Some(Body::Text(text)), false),
+        Body::Binary(bytes) => (Some(Body::Binary(bytes)), true),
+        _ => (None, false),
+    };
+    let mut out = ApiGatewayV2httpResponse::default();
+    out.status_code = i64::from(parts.status.as_u16());
+    out.headers = headers;
+    out.body = body;
+    out.is_base64_encoded = is_base64_encoded;
+    out.cookies = cookies;
+    out
+}
 
 /// The caller, from the authorizer's claims (deployed) or a dev token.
 pub fn principal(mode: &AuthMode, req: &Request) -> Result<Principal> {
