@@ -2,6 +2,7 @@
 //! [`Error`] to a status code and an RFC 9457 `application/problem+json` body.
 
 use std::future::Future;
+use std::pin::Pin;
 
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
@@ -27,8 +28,13 @@ where
     F: Fn(Request) -> Fut,
     Fut: Future<Output = Result<Response<Body>, lambda_http::Error>>,
 {
+    let handler = &handler;
     lambda_runtime::run(lambda_runtime::service_fn(
-        |event: LambdaEvent<LambdaRequest>| invoke(&handler, event),
+        move |event: LambdaEvent<LambdaRequest>| {
+            // Boxed: the runtime's nested future types otherwise exceed the
+            // compiler's layout depth limit in `main`.
+            Box::pin(invoke(handler, event)) as Pin<Box<dyn Future<Output = _> + '_>>
+        },
     ))
     .await
 }
