@@ -175,10 +175,12 @@ pub fn client() -> reqwest::Client {
 }
 
 /// A payload 2.0 event as a runtime that routes on the path alone would
-/// hand it over (any method), authorized as `org` with read+write: for
-/// asking a function directly what it does with a method.
-pub fn direct_event(method: &str, path: &str, org: &str) -> Vec<u8> {
+/// hand it over (any method, with the path's parameters), authorized as
+/// `org` with read+write: for asking a function directly what it does with
+/// a method.
+pub fn direct_event(method: &str, path: &str, params: Value, org: &str) -> Vec<u8> {
     json!({
+        "pathParameters": params,
         "version": "2.0",
         "routeKey": "$default",
         "rawPath": path,

@@ -301,9 +301,19 @@ async fn every_function_answers_a_method_it_does_not_serve_with_405_and_allow() 
     for (function, method, path, allow) in WRONG_METHODS {
         let path = path.replace("ID", id);
         // What a router that ignores methods would hand the function.
+        let params = match path.split('/').collect::<Vec<_>>().as_slice() {
+            ["", "v1", "artifacts", id, ..] => json!({"artifactId": id}),
+            ["", "v1", "links", token] => json!({"token": token}),
+            ["", "v1", "workflows", wf, "artifacts", "bundle"] => json!({"workflowId": wf}),
+            ["", "v1", "workflows", wf, "artifacts", rest @ ..] if !rest.is_empty() => {
+                json!({"workflowId": wf, "path": rest.join("/")})
+            }
+            ["", "v1", "workflows", wf, ..] => json!({"workflowId": wf}),
+            _ => json!(null),
+        };
         let payload = edge
             .functions
-            .call(function, &direct_event(method, &path, "acme"))
+            .call(function, &direct_event(method, &path, params, "acme"))
             .await
             .unwrap();
         let response = parse(&payload);
@@ -495,7 +505,12 @@ async fn responses_keep_their_headers() {
     assert_eq!(response.bytes().await.unwrap().as_ref(), b"2345");
     // The in-process invoker returns what the runtime would send: base64
     // for a binary body.
-    let event = direct_event("GET", &format!("/v1/artifacts/{id}/download"), "acme");
+    let event = direct_event(
+        "GET",
+        &format!("/v1/artifacts/{id}/download"),
+        json!({"artifactId": id}),
+        "acme",
+    );
     let payload = parse(
         &edge
             .functions
