@@ -20,7 +20,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 venv=${VENV:-.venv}
-dev_dir=.dev
+# DEV_DIR: where env, secret and logs go (make soak keeps its own).
+dev_dir=${DEV_DIR:-.dev}
 env_file=$dev_dir/env
 secret_file=$dev_dir/jwt-secret
 api_port=${API_PORT:-9000}

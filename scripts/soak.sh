@@ -35,16 +35,21 @@ trap 'exit 143' TERM
 
 AWS_ENDPOINT_URL=$(bash scripts/emulator.sh start --name "$name" --port 0 --parent-pid $$)
 export AWS_ENDPOINT_URL
-echo "soak: emulator at $AWS_ENDPOINT_URL; make dev on $api (log .dev/soak-dev.log)" >&2
-API_PORT=$api_port WATCH_PORT=$watch_port setsid bash scripts/dev.sh >.dev/soak-dev.log 2>&1 &
+# Its own .dev/soak/ (env, secret, logs): a developer's .dev/env is left alone.
+dev_dir=.dev/soak
+mkdir -p "$dev_dir"
+rm -f "$dev_dir/env"
+echo "soak: emulator at $AWS_ENDPOINT_URL; make dev on $api (log $dev_dir/dev.log)" >&2
+DEV_DIR=$dev_dir API_PORT=$api_port WATCH_PORT=$watch_port \
+    setsid bash scripts/dev.sh >"$dev_dir/dev.log" 2>&1 &
 dev_pid=$!
 
-# .dev/env (and its secret) exist once dev.sh has provisioned.
+# Its env (and secret) exist once dev.sh has provisioned.
 for _ in $(seq 600); do
-    grep -q '^ARTIFACTS_DEV_JWT_SECRET=' .dev/env 2>/dev/null && [[ .dev/env -nt "$work" ]] && break
+    grep -q '^ARTIFACTS_DEV_JWT_SECRET=' "$dev_dir/env" 2>/dev/null && break
     sleep 1
 done
-token=$(python3 scripts/dev_token.py --env-file .dev/env --org soak --sub soak \
+token=$(python3 scripts/dev_token.py --env-file "$dev_dir/env" --org soak --sub soak \
     --scopes "artifacts:read artifacts:write")
 auth="Authorization: Bearer $token"
 
