@@ -7,26 +7,46 @@
 # 2. Provision the table, bucket and keys (idempotent: `--name dev`).
 # 3. Write .dev/env (everything the functions read) for this and other tools;
 #    the dev JWT secret is generated once per .dev/ and then reused.
-# 4. Print a dev token and a sample request, then run `cargo lambda watch`.
+# 4. Start the local API Gateway (gateway/, artifacts-gateway) on
+#    127.0.0.1:9000: routes from infra/template.yaml, events as API Gateway
+#    builds them, the JWT authorizer emulated with the dev secret.
+# 5. Print a dev token and a sample request, then run `cargo lambda watch` on
+#    127.0.0.1:$WATCH_PORT (default 9001): the gateway invokes the functions
+#    through its Invoke API, which builds them on first use and rebuilds them
+#    when the code changes. (Its own HTTP front is not used: it drops large
+#    responses, see issue 10, and does not decode paths as API Gateway does.)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 venv=${VENV:-.venv}
-dev_dir=.dev
+# DEV_DIR: where env, secret and logs go (make soak keeps its own).
+dev_dir=${DEV_DIR:-.dev}
 env_file=$dev_dir/env
 secret_file=$dev_dir/jwt-secret
-api=http://127.0.0.1:9000
+api_port=${API_PORT:-9000}
+watch_port=${WATCH_PORT:-9001}
+api=http://127.0.0.1:$api_port
 mkdir -p "$dev_dir"
+
+# Whatever this script started is stopped again however it ends.
+started_emulator=
+gateway_pid=
+cleanup() {
+    [[ -n $gateway_pid ]] && kill "$gateway_pid" 2>/dev/null
+    [[ -n $started_emulator ]] && bash scripts/emulator.sh stop
+    return 0
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 if [[ -n ${AWS_ENDPOINT_URL:-} ]]; then
     echo "dev: using the emulator at $AWS_ENDPOINT_URL" >&2
 elif AWS_ENDPOINT_URL=$(bash scripts/emulator.sh url 2>/dev/null); then
     echo "dev: using the emulator already running at $AWS_ENDPOINT_URL (make emulator-stop ends it)" >&2
 else
-    trap 'bash scripts/emulator.sh stop' EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
+    started_emulator=1
     AWS_ENDPOINT_URL=$(bash scripts/emulator.sh start --port "${PORT:-4566}" --parent-pid $$)
     echo "dev: started the emulator at $AWS_ENDPOINT_URL (log: $dev_dir/emulator.log)" >&2
 fi
@@ -54,7 +74,9 @@ fi
     echo "AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY"
     grep '^ARTIFACTS_[A-Z0-9_]*=' <<<"$resources"
     echo "ARTIFACTS_PUBLIC_BASE_URL=$api"
-    echo "ARTIFACTS_AUTH_MODE=dev"
+    # The functions run their deployed auth path (claims from the
+    # authorizer): the gateway verifies dev tokens with this secret, and
+    # `make token` signs with it.
     echo "ARTIFACTS_DEV_JWT_SECRET=$(<"$secret_file")"
     # Optional tuning, passed through when set.
     for var in ARTIFACTS_INLINE_MAX_BYTES ARTIFACTS_DIRECT_MAX_BYTES RUST_LOG; do
@@ -67,10 +89,21 @@ umask 022
 token=$(python3 scripts/dev_token.py --env-file "$env_file" --org acme --sub dev-user \
     --scopes "artifacts:read artifacts:write")
 
+echo "dev: building the local gateway ..." >&2
+cargo build -q -p artifacts-gateway
+target_dir=$(cargo metadata --no-deps --format-version 1 \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+ARTIFACTS_DEV_JWT_SECRET=$(<"$secret_file") RUST_LOG=${RUST_LOG:-info} \
+    "$target_dir/debug/artifacts-gateway" --listen "127.0.0.1:$api_port" \
+    --template infra/template.yaml --invoke-url "http://127.0.0.1:$watch_port" \
+    2>>"$dev_dir/gateway.log" &
+gateway_pid=$!
+
 cat >&2 <<EOF
 
   Environment:  $env_file  (AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL)
-  API:          $api/v1/...  (starts answering once cargo lambda has built the functions)
+  API:          $api/v1/...  (the local API Gateway; log: $dev_dir/gateway.log)
+                The first request to a function waits for cargo lambda to build it.
 
   Dev token (org acme, sub dev-user, read+write, 12 h; more with \`make token\`):
 
@@ -79,7 +112,8 @@ export TOKEN=$token
   Try:
 
 curl -sS -X PUT "$api/v1/workflows/wf-1/artifacts/docs/prd.md?artifactType=prd" \\
-  -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: text/markdown' --data-binary '# PRD'
+  -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/octet-stream' \\
+  -H 'x-artifact-content-type: text/markdown' --data-binary '# PRD'
 curl -sS "$api/v1/artifacts/<artifactId>/download" -H "Authorization: Bearer \$TOKEN"
 
 EOF
@@ -106,4 +140,4 @@ echo "dev: upload events: queue artifacts-dev-ingest → artifacts-ingest at $in
 # --- end of upload delivery ----------------------------------------------------
 
 # `cargo lambda watch` runs cargo, so CARGO_TARGET_DIR and friends still apply.
-"$venv/bin/cargo-lambda" lambda watch -A 127.0.0.1 -P 9000 --env-file "$env_file"
+"$venv/bin/cargo-lambda" lambda watch -A 127.0.0.1 -P "$watch_port" --env-file "$env_file"

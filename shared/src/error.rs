@@ -23,6 +23,10 @@ pub enum Error {
     /// The `Range` cannot be satisfied for a representation of `size` bytes.
     #[error("range not satisfiable")]
     RangeNotSatisfiable { size: u64 },
+    /// The path is served, but not with this method; `allow` lists the
+    /// methods it answers (the `Allow` header).
+    #[error("method not allowed; allowed: {allow}")]
+    MethodNotAllowed { allow: String },
     /// No or invalid credentials.
     #[error("unauthorized: {0}")]
     Unauthorized(&'static str),

@@ -29,6 +29,8 @@ use lambda_http::{Body, Request, Response};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::{Value, json};
 
+pub mod edge;
+
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The names of one provisioned environment.

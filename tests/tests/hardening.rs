@@ -281,11 +281,18 @@ async fn an_ingest_whose_commit_answer_is_lost_keeps_its_content() {
             put = put.header(name, value);
         }
     }
-    assert_eq!(put.send().await.unwrap().status(), 200);
+    let put = put.send().await.unwrap();
+    assert_eq!(put.status(), 200);
+    let staged_version = put
+        .headers()
+        .get("x-amz-version-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("a versioned bucket names the staged version")
+        .to_owned();
     let key = staging_key("acme", &upload.upload_id);
 
     let outcome = faulty
-        .ingest(&key)
+        .ingest(&key, &staged_version)
         .await
         .expect("the version was committed: nothing to retry");
     let IngestOutcome::Committed {
@@ -302,7 +309,7 @@ async fn an_ingest_whose_commit_answer_is_lost_keeps_its_content() {
     assert!(object_versions(&env, &key).await.is_empty());
     assert_eq!(object_versions(&env, "orgs/").await.len(), 1);
     // A repeated event changes nothing.
-    let again = env.store.ingest(&key).await.unwrap();
+    let again = env.store.ingest(&key, &staged_version).await.unwrap();
     assert_eq!(again, IngestOutcome::AlreadyDone);
     assert!(fetch(&env, &alice, &id).await == data);
 }

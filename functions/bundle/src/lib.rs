@@ -5,10 +5,13 @@
 
 use artifacts::auth::Scope;
 use artifacts::bundle::{self, Bundle, BundleRequest};
-use artifacts::http::{self, header_str};
+use artifacts::http::{self, Route, header_str};
 use artifacts::{Error, Result, Store};
-use lambda_http::http::{StatusCode, header};
+use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
+
+/// What this function serves; any other method on this path is 405.
+pub const ROUTES: &[Route] = &[(Method::GET, "/v1/workflows/{workflowId}/artifacts/bundle")];
 
 pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     Ok(http::finish(&req, bundle(store, &req).await))
@@ -16,13 +19,16 @@ pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lamb
 
 #[tracing::instrument(skip_all, fields(org))]
 async fn bundle(store: &Store, req: &Request) -> Result<Response<Body>> {
+    let route = http::route(req, ROUTES)?;
     let principal = http::principal(&store.config.auth, req)?;
     tracing::Span::current().record("org", principal.org.as_str());
     // Scope before parameters: a caller who may not read learns nothing more.
     principal.require(Scope::Read)?;
-    let workflow_id = http::path_param(req, "workflowId").unwrap_or_default();
     let params = req.query_string_parameters_ref();
-    let request = BundleRequest::parse(&workflow_id, params.into_iter().flat_map(|q| q.iter()))?;
+    let request = BundleRequest::parse(
+        route.param("workflowId"),
+        params.into_iter().flat_map(|q| q.iter()),
+    )?;
     let selection = store.bundle_selection(&principal, &request).await?;
     let etag = selection.etag();
     if header_str(req, "if-none-match")?.is_some_and(|inm| http::etag_matches(inm, &etag)) {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use artifacts::http::{self, header_str};
+use artifacts::http::{self, Route, Routed, header_str};
 use artifacts::metadata::VersionRecord;
 use artifacts::model::Artifact;
 use artifacts::{Error, Result, Store};
@@ -13,20 +13,20 @@ use artifacts::{delivery, links};
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 
-pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lambda_http::Error> {
-    if let Some(token) = link_token(&req) {
-        return Ok(link(store, &req, &token).await);
-    }
-    Ok(http::finish(&req, download(store, &req).await))
-}
+const DOWNLOAD: &str = "/v1/artifacts/{artifactId}/download";
+const LINK: &str = "/v1/links/{token}";
+/// What this function serves; any other method on these paths is 405.
+pub const ROUTES: &[Route] = &[(Method::GET, DOWNLOAD), (Method::GET, LINK)];
 
-/// The token of `GET /v1/links/{token}`, by method and path (any stage or
-/// base-path prefix), not by `routeKey`.
-fn link_token(req: &Request) -> Option<String> {
-    let mut tail = req.uri().path().trim_end_matches('/').rsplit('/');
-    let (token, links, v1) = (tail.next()?, tail.next()?, tail.next()?);
-    (req.method() == Method::GET && links == "links" && v1 == "v1")
-        .then(|| http::path_param(req, "token").unwrap_or_else(|| token.to_owned()))
+pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    let route = match http::route(&req, ROUTES) {
+        Ok(route) => route,
+        Err(e) => return Ok(http::finish(&req, Err(e))),
+    };
+    if route.path == LINK {
+        return Ok(link(store, &req, route.param("token")).await);
+    }
+    Ok(http::finish(&req, download(store, &req, &route).await))
 }
 
 #[tracing::instrument(skip_all, fields(org))]
@@ -41,12 +41,12 @@ async fn link(store: &Store, req: &Request, token: &str) -> Response<Body> {
 }
 
 #[tracing::instrument(skip_all, fields(org))]
-async fn download(store: &Store, req: &Request) -> Result<Response<Body>> {
+async fn download(store: &Store, req: &Request, route: &Routed) -> Result<Response<Body>> {
     let principal = http::principal(&store.config.auth, req)?;
     tracing::Span::current().record("org", principal.org.as_str());
-    let artifact_id = http::path_param(req, "artifactId").unwrap_or_default();
+    let artifact_id = route.param("artifactId");
     let version = http::positive_param(req, "version", u64::from(u32::MAX))?;
-    let (artifact, record) = store.version(&principal, &artifact_id, version).await?;
+    let (artifact, record) = store.version(&principal, artifact_id, version).await?;
     serve_version(store, req, &principal.org, &artifact, &record).await
 }
 

@@ -3,11 +3,15 @@
 //! metadata only, paginated with opaque cursors. See `artifacts::listing`.
 
 use artifacts::auth::Scope;
-use artifacts::http;
+use artifacts::http::{self, Route};
 use artifacts::listing::ListQuery;
 use artifacts::{Result, Store};
-use lambda_http::http::StatusCode;
+use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
+
+const WORKFLOW: &str = "/v1/workflows/{workflowId}/artifacts";
+/// What this function serves; any other method on these paths is 405.
+pub const ROUTES: &[Route] = &[(Method::GET, WORKFLOW), (Method::GET, "/v1/artifacts")];
 
 pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     Ok(http::finish(&req, list(store, &req).await))
@@ -15,6 +19,7 @@ pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lamb
 
 #[tracing::instrument(skip_all, fields(org))]
 async fn list(store: &Store, req: &Request) -> Result<Response<Body>> {
+    let route = http::route(req, ROUTES)?;
     let principal = http::principal(&store.config.auth, req)?;
     tracing::Span::current().record("org", principal.org.as_str());
     // Scope before parameters: a caller who may not list learns nothing more.
@@ -22,9 +27,10 @@ async fn list(store: &Store, req: &Request) -> Result<Response<Body>> {
     let params = req.query_string_parameters_ref();
     let params = params.into_iter().flat_map(|q| q.iter());
     // The route decides: only the workflow route has a workflowId in its path.
-    let query = match http::path_param(req, "workflowId") {
-        Some(workflow_id) => ListQuery::workflow(&workflow_id, params)?,
-        None => ListQuery::library(params)?,
+    let query = if route.path == WORKFLOW {
+        ListQuery::workflow(route.param("workflowId"), params)?
+    } else {
+        ListQuery::library(params)?
     };
     let page = store.list(&principal, &query).await?;
     tracing::info!(

@@ -1,20 +1,32 @@
 //! presign: routes that hand out access to content without moving it through
 //! a function (SPEC §4). One module per feature; [`handler`] dispatches on
-//! method and request path.
+//! method and route ([`ROUTES`], matched on the request path by
+//! `artifacts::http::route`, which ignores a stage or base-path prefix).
 //!
-//! Dispatch reads the path itself, not `routeKey` or path-parameter names:
-//! `cargo lambda watch` (matchit) cannot route `/v1/links/{token}` and
-//! `/v1/links/{linkId}` side by side, so locally `DELETE /v1/links/…` arrives
-//! with download's parameter name. Matching the path's tail also ignores a
-//! stage or base-path prefix.
+//! The link of `DELETE /v1/links/…` is the path's last segment, whatever its
+//! parameter is called: API Gateway (like matchit) takes one parameter name
+//! per position, and download's `GET /v1/links/{token}` holds this one.
 
 mod links;
 mod uploads;
 
-use artifacts::http;
-use artifacts::{Error, Result, Store};
+use artifacts::http::{self, Route};
+use artifacts::{Result, Store};
 use lambda_http::http::Method;
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
+
+const LINKS: &str = "/v1/artifacts/{artifactId}/links";
+const LINK: &str = "/v1/links/{token}";
+const UPLOADS: &str = "/v1/workflows/{workflowId}/uploads";
+const UPLOAD: &str = "/v1/workflows/{workflowId}/uploads/{uploadId}";
+/// What this function serves; any other method on these paths is 405.
+pub const ROUTES: &[Route] = &[
+    (Method::POST, LINKS),
+    (Method::GET, LINKS),
+    (Method::DELETE, LINK),
+    (Method::POST, UPLOADS),
+    (Method::GET, UPLOAD),
+];
 
 pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     Ok(http::finish(&req, route(store, &req).await))
@@ -22,24 +34,28 @@ pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lamb
 
 #[tracing::instrument(skip_all, fields(org))]
 async fn route(store: &Store, req: &Request) -> Result<Response<Body>> {
+    let route = http::route(req, ROUTES)?;
     let principal = http::principal(&store.config.auth, req)?;
     tracing::Span::current().record("org", principal.org.as_str());
-    let path = req.uri().path();
-    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    match (req.method(), segments.as_slice()) {
-        (&Method::POST, [.., "v1", "artifacts", id, "links"]) => {
-            links::create(store, req, &principal, id).await
+    match (&route.method, route.path) {
+        (&Method::POST, LINKS) => {
+            links::create(store, req, &principal, route.param("artifactId")).await
         }
-        (&Method::GET, [.., "v1", "artifacts", id, "links"]) => {
-            links::list(store, &principal, id).await
+        (&Method::GET, LINKS) => links::list(store, &principal, route.param("artifactId")).await,
+        // The link id is the last segment, not whatever parameter carries it.
+        (_, LINK) => {
+            let id = req.raw_http_path().rsplit('/').next().unwrap_or_default();
+            links::revoke(store, &principal, id).await
         }
-        (&Method::DELETE, [.., "v1", "links", id]) => links::revoke(store, &principal, id).await,
-        (&Method::POST, [.., "v1", "workflows", workflow_id, "uploads"]) => {
-            uploads::create(store, req, &principal, workflow_id).await
+        (&Method::GET, UPLOAD) => {
+            uploads::status(
+                store,
+                &principal,
+                route.param("workflowId"),
+                route.param("uploadId"),
+            )
+            .await
         }
-        (&Method::GET, [.., "v1", "workflows", workflow_id, "uploads", upload_id]) => {
-            uploads::status(store, &principal, workflow_id, upload_id).await
-        }
-        _ => Err(Error::NotFound("route")),
+        _ => uploads::create(store, req, &principal, route.param("workflowId")).await,
     }
 }

@@ -3,15 +3,18 @@
 
 use std::collections::BTreeMap;
 
-use artifacts::http::{self, header_str};
+use artifacts::http::{self, Route, header_str};
 use artifacts::store::{NewVersion, WriteCondition};
 use artifacts::{Error, Result, Store};
-use lambda_http::http::{StatusCode, header};
+use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 /// Metadata travels as `x-artifact-meta-<key>: <value>` headers, like S3's.
 const META_PREFIX: &str = "x-artifact-meta-";
+
+/// What this function serves; any other method on this path is 405.
+pub const ROUTES: &[Route] = &[(Method::PUT, "/v1/workflows/{workflowId}/artifacts/{path+}")];
 
 pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     Ok(http::finish(&req, upload(store, &req).await))
@@ -19,14 +22,16 @@ pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lamb
 
 #[tracing::instrument(skip_all, fields(org))]
 async fn upload(store: &Store, req: &Request) -> Result<Response<Body>> {
+    let route = http::route(req, ROUTES)?;
     let principal = http::principal(&store.config.auth, req)?;
     tracing::Span::current().record("org", principal.org.as_str());
 
     let new = NewVersion {
-        workflow_id: http::path_param(req, "workflowId").unwrap_or_default(),
-        path: http::path_param(req, "path").unwrap_or_default(),
+        workflow_id: route.param("workflowId").to_owned(),
+        path: route.param("path").to_owned(),
         artifact_type: http::query_param(req, "artifactType"),
-        content_type: header_str(req, "content-type")?.map(str::to_owned),
+        // Sent as application/octet-stream, declared in x-artifact-content-type.
+        content_type: http::declared_content_type(req)?,
         metadata: metadata(req)?,
         expected_sha256: header_str(req, "x-artifact-sha256")?.map(str::to_owned),
         condition: condition(req)?,

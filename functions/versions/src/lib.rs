@@ -1,16 +1,21 @@
 //! `GET /v1/artifacts/{artifactId}` (metadata) and
 //! `GET /v1/artifacts/{artifactId}/versions` (history, newest first).
 
-use artifacts::http;
+use artifacts::http::{self, Route};
 use artifacts::{Error, Result, Store};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use lambda_http::http::StatusCode;
+use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 const DEFAULT_LIMIT: u64 = 100;
 const MAX_LIMIT: u64 = 1000;
+
+const ARTIFACT: &str = "/v1/artifacts/{artifactId}";
+const VERSIONS: &str = "/v1/artifacts/{artifactId}/versions";
+/// What this function serves; any other method on these paths is 405.
+pub const ROUTES: &[Route] = &[(Method::GET, ARTIFACT), (Method::GET, VERSIONS)];
 
 pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     Ok(http::finish(&req, versions(store, &req).await))
@@ -18,17 +23,13 @@ pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lamb
 
 #[tracing::instrument(skip_all, fields(org))]
 async fn versions(store: &Store, req: &Request) -> Result<Response<Body>> {
+    let route = http::route(req, ROUTES)?;
     let principal = http::principal(&store.config.auth, req)?;
     tracing::Span::current().record("org", principal.org.as_str());
-    let artifact_id = http::path_param(req, "artifactId").unwrap_or_default();
+    let artifact_id = route.param("artifactId");
 
-    if !req
-        .uri()
-        .path()
-        .trim_end_matches('/')
-        .ends_with("/versions")
-    {
-        let artifact = store.artifact(&principal, &artifact_id).await?;
+    if route.path == ARTIFACT {
+        let artifact = store.artifact(&principal, artifact_id).await?;
         return http::json(StatusCode::OK, &artifact);
     }
     let limit = http::positive_param(req, "limit", MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
@@ -36,7 +37,7 @@ async fn versions(store: &Store, req: &Request) -> Result<Response<Body>> {
         .map(|c| decode_cursor(&c))
         .transpose()?;
     let page = store
-        .versions(&principal, &artifact_id, limit as u32, before)
+        .versions(&principal, artifact_id, limit as u32, before)
         .await?;
     http::json(
         StatusCode::OK,

@@ -1,8 +1,8 @@
-use lambda_http::{Error, run, service_fn};
+use lambda_http::Error;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     artifacts::telemetry::init();
     let store = artifacts::Store::from_env().await?;
-    run(service_fn(|req| artifacts_versions::handler(&store, req))).await
+    artifacts::http::run(|req| artifacts_versions::handler(&store, req)).await
 }
