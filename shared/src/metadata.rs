@@ -334,7 +334,12 @@ impl Metadata {
             Vec::new()
         };
         for claim in &claims {
-            items.push(self.name_claim(org, &artifact.workflow_id, &artifact.artifact_id, claim)?);
+            items.push(self.name_claim(
+                org,
+                &artifact.workflow_id,
+                &artifact.artifact_id,
+                claim,
+            )?);
         }
         let result = self
             .ddb
@@ -376,11 +381,8 @@ impl Metadata {
             let holder = match reason.item() {
                 Some(item) => Some(item.clone()),
                 None => {
-                    self.item(
-                        workflow_pk(org, &artifact.workflow_id),
-                        name_sk(&claim.key),
-                    )
-                    .await?
+                    self.item(workflow_pk(org, &artifact.workflow_id), name_sk(&claim.key))
+                        .await?
                 }
             };
             return Err(clash(path.as_str(), claim, holder.as_ref()));
@@ -430,7 +432,9 @@ impl Metadata {
                     .table_name(&self.table)
                     .key("pk", s(pk))
                     .key("sk", s(sk))
-                    .update_expression("SET #kind = :dir, #path = :path, foldKey = :key ADD refs :one")
+                    .update_expression(
+                        "SET #kind = :dir, #path = :path, foldKey = :key ADD refs :one",
+                    )
                     .condition_expression(
                         "attribute_not_exists(pk) OR (#kind = :dir AND #path = :path)",
                     )

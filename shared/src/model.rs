@@ -62,8 +62,8 @@ const FORBIDDEN_CHARS: &[char] = &['"', ':', '<', '>', '|', '*', '?'];
 /// without an extension (`CON`, `con.txt`, `Com1.tar.gz`, `LPT²`).
 const RESERVED_NAMES: &[&str] = &[
     "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", "COM0", "COM1", "COM2", "COM3", "COM4",
-    "COM5", "COM6", "COM7", "COM8", "COM9", "COM¹", "COM²", "COM³", "LPT0", "LPT1", "LPT2",
-    "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9", "LPT¹", "LPT²", "LPT³",
+    "COM5", "COM6", "COM7", "COM8", "COM9", "COM¹", "COM²", "COM³", "LPT0", "LPT1", "LPT2", "LPT3",
+    "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9", "LPT¹", "LPT²", "LPT³",
 ];
 
 /// A validated artifact path: safe as a ZIP entry name and as a file name on
@@ -192,7 +192,10 @@ fn char_refusal(c: char) -> Option<String> {
         Gc::Unassigned => "unassigned code points",
         _ => return None,
     };
-    Some(format!("must not contain {what} (found U+{:04X})", c as u32))
+    Some(format!(
+        "must not contain {what} (found U+{:04X})",
+        c as u32
+    ))
 }
 
 /// Why a segment is refused, if it is.
@@ -213,7 +216,11 @@ fn segment_refusal(segment: &str) -> Option<String> {
             shown(segment)
         ));
     }
-    let stem = segment.split('.').next().unwrap_or(segment).trim_end_matches(' ');
+    let stem = segment
+        .split('.')
+        .next()
+        .unwrap_or(segment)
+        .trim_end_matches(' ');
     if RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(stem)) {
         return Some(format!(
             "segments must not be a Windows device name (CON, PRN, AUX, NUL, COM0-9, LPT0-9), \
@@ -571,21 +578,26 @@ mod tests {
             let reserved = |seg: &str| {
                 let stem = seg.split('.').next().unwrap_or("").trim_end_matches(' ');
                 let upper = stem.to_ascii_uppercase();
-                matches!(upper.as_str(), "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$")
-                    || ((upper.starts_with("COM") || upper.starts_with("LPT"))
-                        && upper.chars().count() == 4
-                        && upper
-                            .chars()
-                            .nth(3)
-                            .is_some_and(|c| c.is_ascii_digit() || "¹²³".contains(c)))
+                matches!(
+                    upper.as_str(),
+                    "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$"
+                ) || ((upper.starts_with("COM") || upper.starts_with("LPT"))
+                    && upper.chars().count() == 4
+                    && upper
+                        .chars()
+                        .nth(3)
+                        .is_some_and(|c| c.is_ascii_digit() || "¹²³".contains(c)))
             };
             let bad_char = |c: char| {
                 use icu_properties::props::GeneralCategory as Gc;
                 "\"\\:<>|*?".contains(c)
                     || matches!(
                         icu_properties::CodePointMapData::<Gc>::new().get(c),
-                        Gc::Control | Gc::Format | Gc::LineSeparator
-                            | Gc::ParagraphSeparator | Gc::Unassigned
+                        Gc::Control
+                            | Gc::Format
+                            | Gc::LineSeparator
+                            | Gc::ParagraphSeparator
+                            | Gc::Unassigned
                     )
             };
             (1..=MAX_PATH_BYTES).contains(&p.len())

@@ -118,7 +118,11 @@ async fn every_path_rule_is_a_400_naming_the_rule_and_changes_nothing() {
     for (path, rule) in all {
         let response = put(&env, wf, path, b"x").await;
         let (status, field, detail) = problem(&response);
-        assert_eq!((status, field.as_str()), (400, "path"), "{path:?}: {detail}");
+        assert_eq!(
+            (status, field.as_str()),
+            (400, "path"),
+            "{path:?}: {detail}"
+        );
         assert!(detail.contains(rule), "{path:?}: {detail}");
 
         // The presigned-upload route applies the same rules.
@@ -132,7 +136,11 @@ async fn every_path_rule_is_a_400_naming_the_rule_and_changes_nothing() {
         )
         .await;
         let (status, field, detail) = problem(&response);
-        assert_eq!((status, field.as_str()), (400, "path"), "{path:?}: {detail}");
+        assert_eq!(
+            (status, field.as_str()),
+            (400, "path"),
+            "{path:?}: {detail}"
+        );
     }
     assert!(partition(&env, wf).await.is_empty(), "nothing was written");
 }
