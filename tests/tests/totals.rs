@@ -24,6 +24,9 @@ use harness::{Call, Caller, TestEnv, bytes, json_body};
 use serde_json::Value;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// What, the request, its exact totals, limit, whether totals are cheap, and
+/// items a page may read per item returned.
+type Case<'a> = (&'a str, Call, (u64, u64), usize, bool, u64);
 
 /// Sums `ScannedCount` over every Query the client makes.
 #[derive(Debug, Clone, Default)]
@@ -169,7 +172,7 @@ async fn the_first_page_of_a_large_listing_reads_a_bounded_number_of_items() {
     // (what, request, expected totals, limit, whether the totals are cheap,
     // items a page may read per item returned: 1 unfiltered, 6 for a filter
     // that keeps 1 in 4, as the page tops itself up at the rate it sees)
-    let cases: Vec<(&str, Call, (u64, u64), usize, bool, u64)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "workflow, everything",
             Call::list_workflow(wf).by(&reader),
