@@ -421,3 +421,70 @@ async fn bundles_of_tricky_names_extract_byte_exact_with_three_extractors() {
     assert!(listed.to_string().contains("manifest.JSON"), "{listed}");
     let _ = std::fs::remove_dir_all(PathBuf::from(&dir));
 }
+
+/// A presigned upload whose path clashes is refused when it is ingested (the
+/// names are claimed by the commit, whichever route writes): the session is
+/// rejected with the clash as its reason, nothing is stored.
+#[tokio::test]
+async fn an_ingested_upload_that_clashes_is_rejected_and_stores_nothing() {
+    use artifacts::auth::Principal;
+    use artifacts::uploads::{UploadRequest, staging_key};
+    use lambda_runtime::{Context, LambdaEvent};
+
+    let env = TestEnv::new().await;
+    let wf = "ingest-clash";
+    put_ok(&env, wf, "Report.PDF", b"first").await;
+    let before = partition(&env, wf).await;
+
+    let data = b"second".to_vec();
+    let principal = Principal {
+        org: "acme".into(),
+        subject: "workflow".into(),
+        scopes: vec!["artifacts:read".into(), "artifacts:write".into()],
+    };
+    let upload = env
+        .store
+        .create_upload(
+            &principal,
+            wf,
+            UploadRequest {
+                path: "report.pdf".into(),
+                artifact_type: None,
+                content_type: Some("application/pdf".into()),
+                size: data.len() as u64,
+                sha256: None,
+                metadata: None,
+            },
+        )
+        .await
+        .unwrap();
+    let mut put = reqwest::Client::new().put(&upload.url).body(data.clone());
+    for (name, value) in &upload.headers {
+        if name != "content-length" {
+            put = put.header(name, value);
+        }
+    }
+    assert_eq!(put.send().await.unwrap().status(), 200);
+
+    let key = staging_key("acme", &upload.upload_id);
+    let mut event: Value = serde_json::from_str(include_str!("../../events/s3-put.json")).unwrap();
+    let s3 = &mut event["Records"][0]["s3"];
+    s3["bucket"]["name"] = Value::from(env.resources.bucket.clone());
+    s3["bucket"]["arn"] = Value::from(format!("arn:aws:s3:::{}", env.resources.bucket));
+    s3["object"]["key"] = Value::from(key);
+    s3["object"]["size"] = Value::from(data.len());
+    let report = artifacts_ingest::handler(&env.store, LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(report["records"][0]["outcome"], "rejected", "{report}");
+    assert!(
+        report.to_string().contains("Report.PDF"),
+        "the reason names the holder: {report}"
+    );
+    let mut after = partition(&env, wf).await;
+    let mut before = before;
+    before.sort();
+    after.sort();
+    // The session item lives in its own partition; the workflow's is unchanged.
+    assert_eq!(before, after);
+}
