@@ -704,6 +704,23 @@ mod tests {
     }
 
     #[test]
+    fn name_keys_are_fixed_length_and_follow_the_fold() {
+        use crate::model::fold_key;
+        let long = "\u{149}".repeat(256); // expands under case folding
+        assert_eq!(name_sk(&fold_key(&long)).len(), 2 + 64);
+        assert!(fold_key(&long).len() > 512);
+        assert_eq!(
+            name_sk(&fold_key("README.md")),
+            name_sk(&fold_key("readme.md"))
+        );
+        assert_ne!(name_sk(&fold_key("a")), name_sk(&fold_key("a/b")));
+        assert!(
+            !name_sk("x").starts_with("P#"),
+            "never in a listing's range"
+        );
+    }
+
+    #[test]
     fn artifact_items_round_trip() {
         let a = artifact();
         let item = Item(artifact_item(&a, "pk".into(), "sk".into()));
