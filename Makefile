@@ -27,7 +27,8 @@ TTL ?= 12h
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-venv: $(STAMP) ## create/update the tools venv (.venv) from requirements-dev.txt
+venv: $(STAMP) ## create/update the tools venv (.venv) from requirements-dev.txt, and system tools (unzip, bsdtar)
+	@bash scripts/system-deps.sh
 
 # Reinstalls only when requirements-dev.txt changes (or the venv is gone).
 $(STAMP): requirements-dev.txt

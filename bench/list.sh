@@ -7,6 +7,7 @@
 #   bench/list.sh                      # fresh moto emulator, 10,000 artifacts
 #   BENCH_ARTIFACTS=2000 bench/list.sh
 #   AWS_ENDPOINT_URL=http://127.0.0.1:4566 bench/list.sh   # an emulator already running
+#   BENCH_ARTIFACTS=100000 BENCH_FIRST_PAGE_ONLY=1 bench/list.sh  # first pages only (issue 10 item 8)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # Emulator credentials only: never let a real profile or session leak in.

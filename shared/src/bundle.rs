@@ -228,14 +228,14 @@ impl Write for Counter {
 
 /// `MANIFEST.json`, or `MANIFEST-<n>.json` with the smallest `n` such that
 /// no artifact is at that path or below it (a file and a folder cannot share
-/// a name when extracted).
+/// a name when extracted), names compared as case-insensitive file systems
+/// compare them ([`crate::model::fold_key`]: `manifest.json` takes it too).
 fn manifest_name(entries: &[BundleEntry]) -> String {
     let taken = |name: &str| {
+        let name = crate::model::fold_key(name);
         entries.iter().any(|e| {
-            e.path == name
-                || e.path
-                    .strip_prefix(name)
-                    .is_some_and(|rest| rest.starts_with('/'))
+            let top = e.path.split('/').next().unwrap_or(&e.path);
+            crate::model::fold_key(top) == name
         })
     };
     (0u64..)

@@ -14,6 +14,11 @@ pub enum Error {
     /// A compare-and-set precondition (`If-Match` on upload) failed.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A new artifact's path would clash, on some common file system, with
+    /// `existing`, a path or directory its workflow already holds (SPEC §3).
+    /// Final: retrying cannot help.
+    #[error("path clash: {detail}")]
+    PathClash { existing: String, detail: String },
     /// A conditional request header did not match (`If-Match`, `If-None-Match: *`).
     #[error("precondition failed: {0}")]
     PreconditionFailed(String),

@@ -153,6 +153,12 @@ pub fn problem(err: &Error, request_id: &str) -> Response<Body> {
             Some(*field),
         ),
         Error::Conflict(msg) => (StatusCode::CONFLICT, "conflict", msg.clone(), None),
+        Error::PathClash { detail, .. } => (
+            StatusCode::CONFLICT,
+            "path-clash",
+            detail.clone(),
+            Some("path"),
+        ),
         Error::PreconditionFailed(msg) => (
             StatusCode::PRECONDITION_FAILED,
             "precondition-failed",

@@ -19,11 +19,21 @@
 //!
 //! # Totals
 //!
-//! `count` and `totalSize` describe the whole filtered listing. The first page
-//! computes them — from the page itself when the listing fits in it, else with
-//! one pass over the listing's items projected to `size` — and the cursor
-//! carries them to the following pages, which read only what they return.
-//! They are a snapshot as of the first page.
+//! `count` and `totalSize` describe the whole filtered listing when they are
+//! cheap to know, and are `null` (with `totalsExact: false`) when not: the
+//! first page computes them from the page itself when the listing fits in
+//! it, else by reading on past the page, projected to `size`, for at most
+//! [`TOTALS_BUDGET`] more items; a listing that does not end within that
+//! budget has no totals. So the first page reads at most the page (see
+//! above) plus [`TOTALS_BUDGET`] items, whatever the listing's size. The
+//! cursor carries the totals (or their absence) to the following pages,
+//! which read only what they return. They are a snapshot as of the first
+//! page.
+//!
+//! Totals kept at write time were weighed and not taken: a per-workflow or
+//! per-org counter updated in every version commit would make every write of
+//! a workflow (or of an org) contend for one item, and could not answer the
+//! filtered listings (`artifactType`, `prefix`, dates) anyway.
 //!
 //! # Cursors
 //!
@@ -65,7 +75,10 @@ const MAX_ROUND_LIMIT: usize = 1000;
 const VERSION_READS_IN_FLIGHT: usize = 16;
 /// Versions per Query when embedding them.
 const VERSIONS_PER_QUERY: u32 = 1000;
-const CURSOR_FORMAT: u8 = 1;
+/// Items the first page may read beyond itself to learn the totals (one page
+/// of the largest size); a longer listing has none (see the module doc).
+pub const TOTALS_BUDGET: usize = MAX_LIMIT;
+const CURSOR_FORMAT: u8 = 2;
 
 const WORKFLOW_PARAMS: &[&str] = &[
     "artifactType",
@@ -321,10 +334,13 @@ pub struct ListPage {
     pub artifacts: Vec<Listed>,
     /// Where the next page starts; `null` on the last page.
     pub next_cursor: Option<String>,
-    /// Sum of the latest versions' sizes over the whole filtered listing.
-    pub total_size: u64,
-    /// Number of artifacts in the whole filtered listing.
-    pub count: u64,
+    /// Sum of the latest versions' sizes over the whole filtered listing;
+    /// `null` when that is not cheap to know (see the module doc).
+    pub total_size: Option<u64>,
+    /// Number of artifacts in the whole filtered listing; `null` likewise.
+    pub count: Option<u64>,
+    /// Whether `count` and `totalSize` are given (and then exact).
+    pub totals_exact: bool,
     #[serde(skip)]
     pub stats: ReadStats,
 }
@@ -577,14 +593,25 @@ impl Plan {
         Ok((items, start))
     }
 
-    /// `(count, totalSize)` of the whole listing: one pass reading `size` only.
-    async fn totals(&self, md: &Metadata, stats: &mut ReadStats) -> Result<(u64, u64)> {
+    /// `(count, totalSize)` of what matches from `start` (exclusive) to the
+    /// end of the listing, reading `size` only — if the end is within
+    /// `budget` items read; `None` otherwise.
+    async fn totals_after(
+        &self,
+        md: &Metadata,
+        start: Key,
+        budget: usize,
+        stats: &mut ReadStats,
+    ) -> Result<Option<(u64, u64)>> {
         let (mut count, mut size) = (0u64, 0u64);
-        let mut start: Option<Key> = None;
-        loop {
-            let out = self.query(md, start.as_ref(), None, true).await?;
+        let mut start = start;
+        let mut left = budget;
+        while left > 0 {
+            let out = self.query(md, Some(&start), Some(left), true).await?;
             stats.queries += 1;
-            stats.items_read += u64::try_from(out.scanned_count()).unwrap_or_default();
+            let scanned = u64::try_from(out.scanned_count()).unwrap_or_default();
+            stats.items_read += scanned;
+            left = left.saturating_sub(usize::try_from(scanned).unwrap_or(usize::MAX));
             for item in out.items() {
                 count += 1;
                 size += match item.get("size") {
@@ -595,10 +622,11 @@ impl Plan {
                 };
             }
             match out.last_evaluated_key {
-                Some(k) => start = Some(key_strings(&k)?),
-                None => return Ok((count, size)),
+                Some(k) => start = key_strings(&k)?,
+                None => return Ok(Some((count, size))),
             }
         }
+        Ok(None)
     }
 }
 
@@ -638,15 +666,16 @@ struct Cursor {
     v: u8,
     /// The key to continue after.
     k: Key,
-    /// count and totalSize of the listing, from its first page.
-    n: u64,
-    s: u64,
+    /// count and totalSize of the listing, from its first page (`None`:
+    /// not known).
+    n: Option<u64>,
+    s: Option<u64>,
     /// Check value: binds everything above to the org and the query.
     c: String,
 }
 
 impl Cursor {
-    fn new(plan: &Plan, key: Key, count: u64, total_size: u64) -> Cursor {
+    fn new(plan: &Plan, key: Key, count: Option<u64>, total_size: Option<u64>) -> Cursor {
         let mut cursor = Cursor {
             v: CURSOR_FORMAT,
             k: key,
@@ -707,13 +736,22 @@ impl Store {
             .into_iter()
             .map(metadata::artifact_of)
             .collect::<Result<Vec<_>>>()?;
+        let on_page = (
+            artifacts.len() as u64,
+            artifacts.iter().map(|a| a.size).sum::<u64>(),
+        );
         let (count, total_size) = match (&resume, &next_key) {
             (Some(c), _) => (c.n, c.s),
-            (None, None) => (
-                artifacts.len() as u64,
-                artifacts.iter().map(|a| a.size).sum(),
-            ),
-            (None, Some(_)) => plan.totals(&self.metadata, &mut stats).await?,
+            (None, None) => (Some(on_page.0), Some(on_page.1)),
+            (None, Some(after)) => {
+                match plan
+                    .totals_after(&self.metadata, after.clone(), TOTALS_BUDGET, &mut stats)
+                    .await?
+                {
+                    Some((n, size)) => (Some(on_page.0 + n), Some(on_page.1 + size)),
+                    None => (None, None),
+                }
+            }
         };
         let next_cursor = next_key.map(|k| Cursor::new(&plan, k, count, total_size).encode());
         let artifacts = if query.include_versions {
@@ -742,6 +780,7 @@ impl Store {
             next_cursor,
             total_size,
             count,
+            totals_exact: count.is_some() && total_size.is_some(),
             stats,
         })
     }
@@ -994,7 +1033,7 @@ mod tests {
     fn cursors_round_trip_for_their_query_only() {
         let q = ListQuery::library([("artifactType", "prd")]).unwrap();
         let plan = Plan::new("acme", &q);
-        let cursor = Cursor::new(&plan, page_key("acme", ID, T), 2500, 123_456);
+        let cursor = Cursor::new(&plan, page_key("acme", ID, T), Some(2500), Some(123_456));
         let text = cursor.encode();
         assert_eq!(Cursor::decode(&text, &plan).unwrap(), cursor);
 
@@ -1044,7 +1083,7 @@ mod tests {
             ("pk".into(), workflow_pk("acme", "wf-1")),
             ("sk".into(), "P#docs/a.md".into()),
         ]);
-        let text = Cursor::new(&plan, key, 10, 99).encode();
+        let text = Cursor::new(&plan, key, Some(10), Some(99)).encode();
         assert!(Cursor::decode(&text, &plan).is_ok());
         let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         for i in 0..text.len() {
@@ -1077,7 +1116,7 @@ mod tests {
             "acme",
             &ListQuery::library([("createdAfter", "2026-06-01")]).unwrap(),
         );
-        let forged = |plan: &Plan, key: Key| Cursor::new(plan, key, 1, 1).encode();
+        let forged = |plan: &Plan, key: Key| Cursor::new(plan, key, None, None).encode();
         let wf_key = |org: &str, wf: &str, sk: &str| {
             Key::from([
                 ("pk".into(), workflow_pk(org, wf)),

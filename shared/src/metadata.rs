@@ -7,12 +7,42 @@
 //! | artifact (by id) | `{org}#A#{artifactId}` | `#META` | `{org}#L` | `{createdAt}#{artifactId}` |
 //! | version | `{org}#A#{artifactId}` | `V#{version:010}` | | |
 //! | artifact (by path, listing) | `{org}#W#{workflowId}` | `P#{path}` | `{org}#W#{workflowId}` | `{createdAt}#{artifactId}` |
+//! | name (file or directory) | `{org}#W#{workflowId}` | `N#{hex sha256(foldKey)}` | | |
 //!
 //! The two artifact items carry the same attributes (keys apart) and change
 //! together, in the one `TransactWriteItems` that adds a version: reads by id
 //! and by path are each one strongly consistent `GetItem`, and a workflow
 //! listing reads one item per artifact. The path item is the arbiter between
 //! concurrent writers.
+//!
+//! # Names
+//!
+//! A name item says that a name of a workflow, compared as the file systems
+//! of Linux, macOS and Windows compare names ([`crate::model::fold_key`]),
+//! is taken: by an artifact's path (`kind = file`, with its `artifactId`), or
+//! by a directory that artifact paths run through (`kind = dir`, with `refs`,
+//! the number of artifact paths below it). Each holds the spelling that took
+//! it (`path`) and the folded key (`foldKey`); the sort key hashes the folded
+//! key, which can outgrow DynamoDB's 1 KiB sort-key limit. The transaction
+//! that creates an artifact claims the file name (`attribute_not_exists`) and
+//! every ancestor directory (absent, or a directory of the same spelling;
+//! `refs` + 1), so two paths that would clash on extraction can never both be
+//! committed, however their writers race (SPEC §3). New versions of an
+//! existing artifact claim nothing: its names are already held. Name items
+//! are read only by a commit's conditions (and, after a refused claim, by one
+//! `GetItem` if the cancellation did not return the holder); listings and
+//! bundles query `P#` and never see them.
+//!
+//! Depth is capped ([`crate::model::MAX_PATH_DEPTH`] segments): a creating
+//! commit is 3 items + 1 upload-session item + one name item per segment,
+//! at most 36 of `TransactWriteItems`' 100 actions.
+//!
+//! Releasing names (for deleting artifacts, later): in the transaction that
+//! removes an artifact, delete its file name item (condition `artifactId =
+//! :id`) and, for each ancestor directory item, either delete it (condition
+//! `refs = :one`, when the read showed 1) or `ADD refs -1` (condition `refs >
+//! :one`); a failed condition means a concurrent claim or release: read again
+//! and retry. A directory item then lives exactly as long as a path below it.
 //!
 //! The global secondary index [`LIBRARY_INDEX`] (`gsi1pk`/`gsi1sk`, all
 //! attributes projected) orders artifacts by creation time: the by-id items
@@ -30,8 +60,11 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
+use aws_sdk_dynamodb::types::{CancellationReason, ReturnValuesOnConditionCheckFailure, Update};
+use sha2::{Digest, Sha256};
+
 use crate::error::{Error, Result};
-use crate::model::{Artifact, Version};
+use crate::model::{Artifact, ArtifactPath, NameClaim, NameKind, Version};
 
 pub const ARTIFACT_SK: &str = "#META";
 const VERSION_SK_PREFIX: &str = "V#";
@@ -50,6 +83,11 @@ pub fn workflow_pk(org: &str, workflow_id: &str) -> String {
 
 pub fn path_sk(path: &str) -> String {
     format!("P#{path}")
+}
+
+/// The sort key of a name item (see the module doc): the folded key, hashed.
+pub fn name_sk(fold_key: &str) -> String {
+    format!("N#{}", hex::encode(Sha256::digest(fold_key.as_bytes())))
 }
 
 /// The global secondary index of the artifact library (see the module doc).
@@ -272,12 +310,15 @@ impl Metadata {
     /// the artifact's new state, provided the artifact is still at
     /// `expected_latest` (0: does not exist yet), together with `also` (an
     /// upload session's completion, whose condition makes ingest exactly
-    /// once). Another writer having got there first, or `also`'s condition
-    /// failing, is [`Error::Conflict`]; nothing is written then.
+    /// once). Creating the artifact also claims the names of `path` in its
+    /// workflow (see the module doc). Another writer having got there first,
+    /// or `also`'s condition failing, is [`Error::Conflict`]; a name held by a
+    /// clashing path is [`Error::PathClash`]; nothing is written then.
     pub async fn commit_version(
         &self,
         org: &str,
         artifact: &Artifact,
+        path: &ArtifactPath,
         record: &VersionRecord,
         expected_latest: u64,
         also: Option<TransactWriteItem>,
@@ -306,41 +347,163 @@ impl Metadata {
                     .map_err(|e| Error::upstream("dynamodb", e))?,
             )
             .build();
-        let request = self
+        // Items 0-2 (and `also`, 3) decide races; the name claims follow.
+        let mut items = vec![new_version, expect(by_id)?, expect(by_path)?];
+        items.extend(also);
+        let first_claim = items.len();
+        let claims = if expected_latest == 0 {
+            path.claims()
+        } else {
+            Vec::new()
+        };
+        for claim in &claims {
+            items.push(self.name_claim(
+                org,
+                &artifact.workflow_id,
+                &artifact.artifact_id,
+                claim,
+            )?);
+        }
+        let result = self
             .ddb
             .transact_write_items()
-            .transact_items(new_version)
-            .transact_items(expect(by_id)?)
-            .transact_items(expect(by_path)?);
-        let result = match also {
-            Some(item) => request.transact_items(item),
-            None => request,
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let e = match result {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        let Some(reasons) = e
+            .as_service_error()
+            .and_then(|se| match se {
+                aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => Some(c),
+                _ => None,
+            })
+            .map(|c| c.cancellation_reasons().to_vec())
+        else {
+            return Err(Error::upstream("dynamodb", e));
+        };
+        let failed = |r: &CancellationReason| r.code() == Some("ConditionalCheckFailed");
+        let lost_race = || {
+            Error::Conflict(format!(
+                "artifact is no longer at version {expected_latest}"
+            ))
+        };
+        // A concurrent writer of this very artifact (or of this upload)
+        // first: the caller reads again and retries.
+        if reasons.iter().take(first_claim).any(failed) {
+            return Err(lost_race());
         }
-        .send()
-        .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let lost_race = e
-                    .as_service_error()
-                    .and_then(|se| match se {
-                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => Some(c),
-                        _ => None,
-                    })
-                    .is_some_and(|c| {
-                        c.cancellation_reasons().iter().any(|r| {
-                            matches!(r.code(), Some("ConditionalCheckFailed" | "TransactionConflict"))
-                        })
-                    });
-                if lost_race {
-                    Err(Error::Conflict(format!(
-                        "artifact is no longer at version {expected_latest}"
-                    )))
-                } else {
-                    Err(Error::upstream("dynamodb", e))
+        // A name held by another path: final, whoever retries.
+        if let Some((claim, reason)) = claims
+            .iter()
+            .zip(reasons.iter().skip(first_claim))
+            .find(|(_, r)| failed(r))
+        {
+            let holder = match reason.item() {
+                Some(item) => Some(item.clone()),
+                None => {
+                    self.item(workflow_pk(org, &artifact.workflow_id), name_sk(&claim.key))
+                        .await?
                 }
-            }
+            };
+            return Err(clash(path.as_str(), claim, holder.as_ref()));
         }
+        if reasons
+            .iter()
+            .any(|r| r.code() == Some("TransactionConflict"))
+        {
+            return Err(lost_race());
+        }
+        Err(Error::upstream("dynamodb", e))
+    }
+
+    /// The action that claims one name of a new artifact's path: the file
+    /// name only if nobody holds it; a directory if nobody does or it is a
+    /// directory of the same spelling, counting one more path below it.
+    fn name_claim(
+        &self,
+        org: &str,
+        workflow_id: &str,
+        artifact_id: &str,
+        claim: &NameClaim<'_>,
+    ) -> Result<TransactWriteItem> {
+        let pk = workflow_pk(org, workflow_id);
+        let sk = name_sk(&claim.key);
+        let action = match claim.kind {
+            NameKind::File => TransactWriteItem::builder().put(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(HashMap::from([
+                        ("pk".into(), s(pk)),
+                        ("sk".into(), s(sk)),
+                        ("kind".into(), s(NameKind::File.as_str())),
+                        ("path".into(), s(claim.path)),
+                        ("foldKey".into(), s(&claim.key)),
+                        ("artifactId".into(), s(artifact_id)),
+                    ])))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+                    .build()
+                    .map_err(|e| Error::upstream("dynamodb", e))?,
+            ),
+            NameKind::Dir => TransactWriteItem::builder().update(
+                Update::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(pk))
+                    .key("sk", s(sk))
+                    .update_expression(
+                        "SET #kind = :dir, #path = :path, foldKey = :key ADD refs :one",
+                    )
+                    .condition_expression(
+                        "attribute_not_exists(pk) OR (#kind = :dir AND #path = :path)",
+                    )
+                    .expression_attribute_names("#kind", "kind")
+                    .expression_attribute_names("#path", "path")
+                    .expression_attribute_values(":dir", s(NameKind::Dir.as_str()))
+                    .expression_attribute_values(":path", s(claim.path))
+                    .expression_attribute_values(":key", s(&claim.key))
+                    .expression_attribute_values(":one", n(1))
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+                    .build()
+                    .map_err(|e| Error::upstream("dynamodb", e))?,
+            ),
+        };
+        Ok(action.build())
+    }
+}
+
+/// The 409 for a refused name claim of `path`, naming what holds the name.
+fn clash(
+    path: &str,
+    claim: &NameClaim<'_>,
+    holder: Option<&HashMap<String, AttributeValue>>,
+) -> Error {
+    let text = |name: &str| match holder.and_then(|h| h.get(name)) {
+        Some(AttributeValue::S(v)) => Some(v.as_str()),
+        _ => None,
+    };
+    let existing = text("path").unwrap_or(claim.path).to_owned();
+    let held_as = match text("kind") {
+        Some("dir") => "the directory",
+        _ => "the artifact",
+    };
+    let ours = match claim.kind {
+        NameKind::File => format!("path {path:?}"),
+        NameKind::Dir => format!("directory {:?} of path {path:?}", claim.path),
+    };
+    Error::PathClash {
+        detail: format!(
+            "{ours} clashes with {held_as} {existing:?} of this workflow: they would \
+             overwrite each other when extracted on some file system (a file beside a \
+             directory of one name, or names equal ignoring case and Unicode normalization)"
+        ),
+        existing,
     }
 }
 
@@ -561,6 +724,23 @@ mod tests {
         assert!(version_sk(9) < version_sk(10));
         assert!(version_sk(99_999) < version_sk(100_000));
         assert!(ARTIFACT_SK < VERSION_SK_PREFIX);
+    }
+
+    #[test]
+    fn name_keys_are_fixed_length_and_follow_the_fold() {
+        use crate::model::fold_key;
+        let long = "\u{149}".repeat(256); // expands under case folding
+        assert_eq!(name_sk(&fold_key(&long)).len(), 2 + 64);
+        assert!(fold_key(&long).len() > 512);
+        assert_eq!(
+            name_sk(&fold_key("README.md")),
+            name_sk(&fold_key("readme.md"))
+        );
+        assert_ne!(name_sk(&fold_key("a")), name_sk(&fold_key("a/b")));
+        assert!(
+            !name_sk("x").starts_with("P#"),
+            "never in a listing's range"
+        );
     }
 
     #[test]

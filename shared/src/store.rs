@@ -328,7 +328,7 @@ impl Store {
                 .transpose()?;
             match self
                 .metadata
-                .commit_version(org, &artifact, &record, latest, completes)
+                .commit_version(org, &artifact, &spec.path, &record, latest, completes)
                 .await
             {
                 Ok(()) => return Ok(Some((artifact, version))),
