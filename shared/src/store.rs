@@ -339,9 +339,9 @@ impl Store {
                     sealed = Some(ready);
                     tokio::time::sleep(backoff(attempt)).await;
                 }
-                // A failed condition: the transaction was cancelled, nothing
-                // points at the content.
-                Err(e @ Error::Conflict(_)) => return Err(self.abandon(org, Some(ready), e).await),
+                // A failed condition (a lost race, or a path clash): the
+                // transaction was cancelled, nothing points at the content.
+                Err(e @ (Error::Conflict(_) | Error::PathClash { .. })) => return Err(self.abandon(org, Some(ready), e).await),
                 // Anything else is ambiguous: the transaction may have been
                 // applied and only its answer lost (once the SDK's own
                 // retries, which reuse the request token, are exhausted).

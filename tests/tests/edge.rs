@@ -462,7 +462,6 @@ async fn array_scope_claims_reach_the_function_in_bracketed_form() {
 /// PENDING issue 10 item 9 (bracketed scope claims parsed in
 /// shared/src/auth.rs, another helper's change): enable after that merge.
 #[tokio::test]
-#[ignore = "needs issue 10 item 9: shared/src/auth.rs parsing `[a b]` scope claims"]
 async fn array_scope_claims_are_honoured_end_to_end() {
     let edge = Edge::start().await;
     let token = edge.token("acme", json!(["artifacts:read", "artifacts:write"]));
