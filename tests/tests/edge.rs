@@ -459,8 +459,8 @@ async fn array_scope_claims_reach_the_function_in_bracketed_form() {
     let _ = response;
 }
 
-/// PENDING issue 10 item 9 (bracketed scope claims parsed in
-/// shared/src/auth.rs, another helper's change): enable after that merge.
+/// Array scope claims, as API Gateway's authorizer hands them on (`[a b]`),
+/// authorize like a space-separated string (shared/src/auth.rs).
 #[tokio::test]
 async fn array_scope_claims_are_honoured_end_to_end() {
     let edge = Edge::start().await;
