@@ -341,7 +341,9 @@ impl Store {
                 }
                 // A failed condition (a lost race, or a path clash): the
                 // transaction was cancelled, nothing points at the content.
-                Err(e @ (Error::Conflict(_) | Error::PathClash { .. })) => return Err(self.abandon(org, Some(ready), e).await),
+                Err(e @ (Error::Conflict(_) | Error::PathClash { .. })) => {
+                    return Err(self.abandon(org, Some(ready), e).await);
+                }
                 // Anything else is ambiguous: the transaction may have been
                 // applied and only its answer lost (once the SDK's own
                 // retries, which reuse the request token, are exhausted).
