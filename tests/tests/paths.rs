@@ -464,7 +464,14 @@ async fn an_ingested_upload_that_clashes_is_rejected_and_stores_nothing() {
             put = put.header(name, value);
         }
     }
-    assert_eq!(put.send().await.unwrap().status(), 200);
+    let put = put.send().await.unwrap();
+    assert_eq!(put.status(), 200);
+    let staged_version = put
+        .headers()
+        .get("x-amz-version-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("a versioned bucket names the staged version")
+        .to_owned();
 
     let key = staging_key("acme", &upload.upload_id);
     let mut event: Value = serde_json::from_str(include_str!("../../events/s3-put.json")).unwrap();
@@ -473,6 +480,7 @@ async fn an_ingested_upload_that_clashes_is_rejected_and_stores_nothing() {
     s3["bucket"]["arn"] = Value::from(format!("arn:aws:s3:::{}", env.resources.bucket));
     s3["object"]["key"] = Value::from(key);
     s3["object"]["size"] = Value::from(data.len());
+    s3["object"]["versionId"] = Value::from(staged_version);
     let report = artifacts_ingest::handler(&env.store, LambdaEvent::new(event, Context::default()))
         .await
         .unwrap();
