@@ -402,6 +402,7 @@ fn nonce(header: &[u8; HEADER_LEN], index: u32, last: bool) -> Nonce<Aes256Gcm> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest;
 
     const KEY: [u8; KEY_LEN] = {
         let mut key = [0u8; KEY_LEN];
@@ -924,6 +925,106 @@ mod tests {
             open_range(&KEY, &sealed[..10], len, 0, 0),
             Err(CryptoError::Malformed)
         );
+    }
+
+    /// Sealed blobs written by the format's first implementation (the
+    /// `aes-gcm` 0.10 line), each with a fresh random nonce prefix as in
+    /// production: data stored before a dependency upgrade must still open.
+    /// `small.bin` is a one-segment message, `multi.bin` 200 KiB (four
+    /// segments, the last one partial), both under the key [`fixture_key`].
+    const FIXTURE_SMALL: &[u8] = include_bytes!("testdata/sealed-v1-small.bin");
+    const FIXTURE_MULTI: &[u8] = include_bytes!("testdata/sealed-v1-multi.bin");
+    const FIXTURE_SMALL_TEXT: &[u8] = b"sealed before the aes-gcm 0.11 upgrade\n";
+    const FIXTURE_MULTI_LEN: usize = 200 * 1024;
+
+    fn fixture_key() -> [u8; KEY_LEN] {
+        let mut key = [0u8; KEY_LEN];
+        for (i, b) in key.iter_mut().enumerate() {
+            *b = 0xA0 ^ (i as u8).wrapping_mul(7);
+        }
+        key
+    }
+
+    fn fixture_multi_plaintext() -> Vec<u8> {
+        (0..FIXTURE_MULTI_LEN)
+            .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[i % 4])
+            .collect()
+    }
+
+    /// Writes the fixtures above; run once, by hand, with the code that
+    /// defines the format (`cargo test -p artifacts-shared -- --ignored write_fixtures`).
+    #[test]
+    #[ignore = "writes src/testdata: run by hand only"]
+    fn write_fixtures() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/testdata");
+        std::fs::create_dir_all(&dir).expect("testdata dir");
+        let key = fixture_key();
+        std::fs::write(
+            dir.join("sealed-v1-small.bin"),
+            seal(&key, FIXTURE_SMALL_TEXT),
+        )
+        .expect("small");
+        std::fs::write(
+            dir.join("sealed-v1-multi.bin"),
+            seal(&key, &fixture_multi_plaintext()),
+        )
+        .expect("multi");
+    }
+
+    #[test]
+    fn fixtures_sealed_before_the_upgrade_still_open() {
+        let key = fixture_key();
+        let plain = fixture_multi_plaintext();
+        assert_eq!(
+            hex::encode(Sha256::digest(&plain)),
+            "ca2e68cf8f9c53239e19afbd06e5757a0692ddf20b4d45260bdd315216d3577a",
+            "the fixture's plaintext generator changed"
+        );
+        assert_eq!(
+            FIXTURE_SMALL.len() as u64,
+            sealed_len(FIXTURE_SMALL_TEXT.len() as u64)
+        );
+        assert_eq!(
+            FIXTURE_MULTI.len() as u64,
+            sealed_len(FIXTURE_MULTI_LEN as u64)
+        );
+        assert_eq!(open(&key, FIXTURE_SMALL).as_deref(), Ok(FIXTURE_SMALL_TEXT));
+        assert_eq!(open(&key, FIXTURE_MULTI).as_deref(), Ok(&plain[..]));
+        // Streaming and ranged opens read the same bytes.
+        let opener = Opener::new(&key, &FIXTURE_MULTI[..HEADER_LEN]).expect("header");
+        let segments: Vec<&[u8]> = FIXTURE_MULTI[HEADER_LEN..].chunks(CHUNK).collect();
+        assert_eq!(segments.len(), 4);
+        let mut streamed = Vec::new();
+        for (i, segment) in segments.iter().enumerate() {
+            let last = i + 1 == segments.len();
+            streamed.extend(
+                opener
+                    .open_segment(i as u32, segment, last)
+                    .expect("segment"),
+            );
+        }
+        assert_eq!(streamed, plain);
+        let len = plain.len() as u64;
+        let (start, end) = (SEGMENT_SIZE as u64 - 3, 2 * SEGMENT_SIZE as u64 + 3);
+        assert_eq!(
+            open_range(&key, FIXTURE_MULTI, len, start, end).as_deref(),
+            Ok(&plain[start as usize..=end as usize])
+        );
+        // And they are still tamper-evident.
+        for at in [
+            0,
+            HEADER_LEN - 1,
+            HEADER_LEN,
+            HEADER_LEN + CHUNK + 7,
+            FIXTURE_MULTI.len() - 1,
+        ] {
+            let mut bad = FIXTURE_MULTI.to_vec();
+            bad[at] ^= 0x01;
+            assert!(open(&key, &bad).is_err(), "byte {at}");
+        }
+        let mut other = key;
+        other[0] ^= 0x01;
+        assert_eq!(open(&other, FIXTURE_SMALL), Err(CryptoError::Integrity));
     }
 
     #[test]
