@@ -426,7 +426,7 @@ impl Store {
         org: &str,
         artifact_id: &str,
         record: &VersionRecord,
-    ) -> Result<[u8; crypto::KEY_LEN]> {
+    ) -> Result<crate::envelope::PlainKey> {
         self.envelope
             .unwrap(
                 &record.wrapped_key,
