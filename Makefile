@@ -22,7 +22,7 @@ SUB ?= dev-user
 SCOPES ?= artifacts:read artifacts:write
 TTL ?= 12h
 
-.PHONY: help venv dev token test fmt lint emulator-start emulator-stop clean-dev
+.PHONY: help venv dev token test bench fmt lint emulator-start emulator-stop clean-dev
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,6 +43,16 @@ token: ## mint a dev token: make token ORG=acme SUB=dev-user SCOPES="artifacts:r
 
 test: venv ## fmt check, clippy, all tests against a fresh emulator, cfn-lint (what CI runs)
 	@bash scripts/test.sh
+
+# Bench-only Python packages (the chart), installed on first use and when
+# bench/requirements.txt changes; `make test` never installs them.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): bench/requirements.txt $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	@touch $@
+
+bench: venv $(BENCH_STAMP) ## release build, every figure beside its baseline (SPEC §20): table, bench/results.{json,svg}
+	@$(VENV)/bin/python bench/run.py
 
 fmt: ## format the Rust code
 	cargo fmt --all
