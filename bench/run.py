@@ -344,12 +344,21 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--no-build", action="store_true")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--profile-dir", default="release",
+                        help="target/<dir> of already built programs (with --no-build), to test this script")
     args = parser.parse_args()
+    global RELEASE
+    RELEASE = os.path.join(TARGET, args.profile_dir)
     desc = machine()
     log(desc)
     if not args.no_build:
-        log("building the release profile (functions, bench programs)")
-        subprocess.run(["cargo", "build", "--release", "--workspace", "--bins", "--examples"], cwd=ROOT, check=True)
+        # The functions alone first, as they deploy (their own feature set,
+        # without the test crate's), then the bench programs.
+        log("building the release profile: functions, then the bench programs")
+        functions = [a for n in FUNCTIONS for a in ("-p", f"artifacts-{n}")]
+        subprocess.run(["cargo", "build", "--release", *functions], cwd=ROOT, check=True)
+        subprocess.run(["cargo", "build", "--release", "-p", "artifacts-tests", "--bins", "--examples"],
+                       cwd=ROOT, check=True)
     bench = os.path.join(RELEASE, "examples", "bench")
     for binary in [bench, *(os.path.join(RELEASE, f"artifacts-{n}") for n in FUNCTIONS)]:
         if not os.access(binary, os.X_OK):

@@ -164,38 +164,41 @@ impl Store {
         record: &VersionRecord,
     ) -> Result<PlaintextReader> {
         let size = record.version.size;
-        let mut source = match &record.location {
-            Location::Inline(sealed) => Source::Inline {
-                sealed: sealed.clone(),
-                pos: 0,
-            },
-            Location::S3 { version_id } => {
-                let out = self
-                    .content
-                    .client()
-                    .get_object()
-                    .bucket(self.content.bucket())
-                    .key(content_key(org, artifact_id))
-                    .version_id(version_id)
-                    .send()
-                    .await
-                    .map_err(|e| Error::upstream("s3", e))?;
-                if out
-                    .content_length()
-                    .is_some_and(|len| len as u64 != crypto::sealed_len(size))
-                {
-                    return Err(Error::Integrity(
-                        "stored content has the wrong length".into(),
-                    ));
-                }
-                Source::S3 {
-                    body: out.body,
-                    buf: Vec::with_capacity(2 * (SEGMENT_SIZE + TAG_LEN)),
+        let fetch = async {
+            Ok(match &record.location {
+                Location::Inline(sealed) => Source::Inline {
+                    sealed: sealed.clone(),
                     pos: 0,
+                },
+                Location::S3 { version_id } => {
+                    let out = self
+                        .content
+                        .client()
+                        .get_object()
+                        .bucket(self.content.bucket())
+                        .key(content_key(org, artifact_id))
+                        .version_id(version_id)
+                        .send()
+                        .await
+                        .map_err(|e| Error::upstream("s3", e))?;
+                    if out
+                        .content_length()
+                        .is_some_and(|len| len as u64 != crypto::sealed_len(size))
+                    {
+                        return Err(Error::Integrity(
+                            "stored content has the wrong length".into(),
+                        ));
+                    }
+                    Source::S3 {
+                        body: out.body,
+                        buf: Vec::with_capacity(2 * (SEGMENT_SIZE + TAG_LEN)),
+                        pos: 0,
+                    }
                 }
-            }
+            })
         };
-        let key = self.data_key(org, artifact_id, record).await?;
+        // The content's first bytes and its key come from two services: ask both at once.
+        let (mut source, key) = tokio::try_join!(fetch, self.data_key(org, artifact_id, record))?;
         let header = source.take(HEADER_LEN).await?;
         let opener = Opener::new(&key, header)?;
         // The opener keeps its own key schedule; `key` is wiped on return.
