@@ -286,7 +286,7 @@ def cold_start(env, work, fenv):
 def listing(env, quick):
     n = 500 if quick else 2000
     log(f"listing: {n} artifacts page by page through the list handler")
-    out = run([os.path.join(RELEASE, "examples", "list-bench")],
+    out = run([os.path.join(RELEASE, "artifacts-bench-list")],
               env={**env, "BENCH_ARTIFACTS": str(n), "BENCH_VERSIONS_ARTIFACTS": "50"})
     for line in out.splitlines():
         cells = [c.strip() for c in line.split("|")]
@@ -364,9 +364,9 @@ def main() -> None:
         log("building the release profile: functions, then the bench programs")
         functions = [a for n in FUNCTIONS for a in ("-p", f"artifacts-{n}")]
         subprocess.run(["cargo", "build", "--release", *functions], cwd=ROOT, check=True)
-        subprocess.run(["cargo", "build", "--release", "-p", "artifacts-tests", "--bins", "--examples"],
-                       cwd=ROOT, check=True)
-    bench = os.path.join(RELEASE, "examples", "bench")
+        subprocess.run(["cargo", "build", "--release", "-p", "artifacts-tests", "--bin", "artifacts-bench-ingest",
+                        "--bin", "artifacts-bench", "--bin", "artifacts-bench-list"], cwd=ROOT, check=True)
+    bench = os.path.join(RELEASE, "artifacts-bench")
     for binary in [bench, *(os.path.join(RELEASE, f"artifacts-{n}") for n in FUNCTIONS)]:
         if not os.access(binary, os.X_OK):
             raise SystemExit(f"bench: {binary} is missing (build the release profile)")
