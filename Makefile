@@ -22,7 +22,7 @@ SUB ?= dev-user
 SCOPES ?= artifacts:read artifacts:write
 TTL ?= 12h
 
-.PHONY: help venv dev token test soak fmt lint emulator-start emulator-stop clean-dev
+.PHONY: help venv dev token test soak bench fmt lint emulator-start emulator-stop clean-dev
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -47,6 +47,16 @@ test: venv ## fmt check, clippy, all tests against a fresh emulator, cfn-lint (w
 
 soak: venv ## make dev's real listener under load: 200+200 downloads (1, 4 MiB), 100 uploads, no hangs (minutes)
 	@bash scripts/soak.sh
+
+# Bench-only Python packages (the chart), installed on first use and when
+# bench/requirements.txt changes; `make test` never installs them.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): bench/requirements.txt $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	@touch $@
+
+bench: venv $(BENCH_STAMP) ## release build, every figure beside its baseline (SPEC §20): table, bench/results.{json,svg}
+	@$(VENV)/bin/python bench/run.py
 
 fmt: ## format the Rust code
 	cargo fmt --all

@@ -6,7 +6,9 @@ response, error) on 127.0.0.1, spawns the binary against it with the
 environment of a provisioned emulator, and times spawn -> first response
 (cold) and the second response in the same process (warm, the baseline).
 The request is GET /v1/artifacts/{random id} from events/upload.json, which
-answers 404 after one real DynamoDB read.
+the versions function answers 404 after one real DynamoDB read; other
+functions answer it their own way (ingest, which takes S3 events, reports an
+invocation error: status -1). Both answers must carry the same status.
 
     bench/cold_start.py target/release/artifacts-versions --env-file .dev/env [--runs 5]
 """
@@ -108,9 +110,9 @@ def run_once(binary: str, env: dict, port: int) -> "tuple[float, float]":
         if len(Runtime.answers) < 2:
             raise SystemExit(f"no responses from {binary} (exit {child.poll()})")
         (first, s1), (second, s2) = Runtime.answers[:2]
-        if (s1, s2) != (404, 404):
-            raise SystemExit(f"unexpected statuses {s1}, {s2}")
-        return first - started, second - first
+        if s1 != s2 or s1 == 0:
+            raise SystemExit(f"{binary}: unexpected statuses {s1}, {s2}")
+        return first - started, second - first, s1
     finally:
         Runtime.done.set()
         child.kill()
@@ -126,17 +128,18 @@ def main() -> None:
     env = load_env(args.env_file)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Runtime)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    cold, warm = [], []
+    cold, warm, statuses = [], [], set()
     for _ in range(args.runs):
-        c, w = run_once(args.binary, env, server.server_address[1])
+        c, w, status = run_once(args.binary, env, server.server_address[1])
         cold.append(c)
         warm.append(w)
+        statuses.add(status)
     server.shutdown()
     size = os.path.getsize(args.binary)
     c, w = statistics.median(cold) * 1000, statistics.median(warm) * 1000
     print(json.dumps({"binary": os.path.basename(args.binary), "sizeBytes": size,
                       "runs": args.runs, "coldMsMedian": round(c, 1), "warmMsMedian": round(w, 1),
-                      "coldOverWarm": round(c / w, 1)}))
+                      "coldOverWarm": round(c / w, 1), "statuses": sorted(statuses)}))
 
 
 if __name__ == "__main__":

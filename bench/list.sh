@@ -15,4 +15,4 @@ unset AWS_PROFILE AWS_SESSION_TOKEN AWS_DEFAULT_REGION
 export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 # Without AWS_ENDPOINT_URL the harness starts moto from .venv (make venv) and
 # stops it when the benchmark exits.
-exec cargo run --quiet -p artifacts-tests --example list-bench
+exec cargo run --quiet -p artifacts-tests --bin artifacts-bench-list

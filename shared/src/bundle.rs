@@ -36,7 +36,8 @@ use crate::zip::{self, Method, ZipWriter};
 
 /// Names this bundle format; part of the ETag, so a change to how the same
 /// selection is written (layout, manifest, compression) changes it too.
-pub const FORMAT: &str = "artifacts-bundle/1";
+/// Version 2: entries that do not compress are stored, not deflated.
+pub const FORMAT: &str = "artifacts-bundle/2";
 pub const CONTENT_TYPE: &str = "application/zip";
 /// Most `pin` values one request may carry.
 pub const MAX_PINS: usize = 1000;
@@ -114,11 +115,13 @@ pub struct BundleEntry {
 }
 
 impl BundleEntry {
+    /// Known compressed types are stored; anything else is deflated unless
+    /// its first block does not shrink ([`Method::Auto`]).
     fn method(&self) -> Method {
         if is_compressed_type(&self.content_type) {
             Method::Stored
         } else {
-            Method::Deflated
+            Method::Auto
         }
     }
 }

@@ -18,7 +18,9 @@
 //! a non-zero multiple of the segment size ends with a full final segment.
 
 use aes_gcm::Aes256Gcm;
-use aes_gcm::aead::{Aead, KeyInit, Nonce, Payload};
+use aes_gcm::aead::inout::InOutBuf;
+use aes_gcm::aead::{AeadInOut, Key, KeyInit, Nonce, Tag};
+use hmac::digest::KeyInit as MacKeyInit;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -135,7 +137,7 @@ pub fn open(key: &[u8; KEY_LEN], sealed: &[u8]) -> Result<Vec<u8>, CryptoError> 
     let mut plaintext = Vec::with_capacity(body.len() - count * TAG_LEN);
     for (i, segment) in body.chunks(chunk).enumerate() {
         let index = u32::try_from(i).map_err(|_| CryptoError::Malformed)?;
-        plaintext.extend_from_slice(&opener.open_segment(index, segment, i + 1 == count)?);
+        opener.open_segment_into(index, segment, i + 1 == count, &mut plaintext)?;
     }
     Ok(plaintext)
 }
@@ -170,31 +172,36 @@ pub fn open_range(
     let to_usize = |n: u64| usize::try_from(n).map_err(|_| CryptoError::Malformed);
     let chunk = segment_size + TAG_LEN as u64;
     let last_index = segment_count_with(plaintext_len, segment_size) - 1;
-    let open_at = |i: u64| -> Result<Vec<u8>, CryptoError> {
+    let open_at = |i: u64, out: &mut Vec<u8>| -> Result<(), CryptoError> {
         let from = HEADER_LEN as u64 + i * chunk;
         let to = (from + chunk).min(expected);
         let segment = sealed
             .get(to_usize(from)?..to_usize(to)?)
             .ok_or(CryptoError::Malformed)?;
         let index = u32::try_from(i).map_err(|_| CryptoError::Malformed)?;
-        opener.open_segment(index, segment, i == last_index)
+        opener.open_segment_into(index, segment, i == last_index, out)
     };
     let (first, last) = (start / segment_size, end / segment_size);
     if last != last_index {
         // The final segment proves the content ends where the metadata says it does.
-        open_at(last_index)?;
+        open_at(last_index, &mut Vec::new())?;
     }
     let covered = ((last - first + 1) * segment_size).min(plaintext_len - first * segment_size);
     let mut plaintext = Vec::with_capacity(to_usize(covered)?);
     for i in first..=last {
-        plaintext.extend_from_slice(&open_at(i)?);
+        open_at(i, &mut plaintext)?;
     }
     let skip = to_usize(start - first * segment_size)?;
     let take = to_usize(end - start + 1)?;
-    Ok(plaintext
-        .get(skip..skip + take)
-        .ok_or(CryptoError::Malformed)?
-        .to_vec())
+    if skip
+        .checked_add(take)
+        .is_none_or(|stop| stop > plaintext.len())
+    {
+        return Err(CryptoError::Malformed);
+    }
+    plaintext.truncate(skip + take);
+    plaintext.drain(..skip);
+    Ok(plaintext)
 }
 
 /// Streaming sealer for constant-memory use (S3 multipart, ZIP bundles).
@@ -239,7 +246,7 @@ impl Sealer {
         header[PREFIX_AT..COMMITMENT_AT].copy_from_slice(&prefix);
         header[COMMITMENT_AT..].copy_from_slice(&commitment(key));
         let sealer = Sealer {
-            cipher: Aes256Gcm::new(key.into()),
+            cipher: cipher(key),
             header,
             segment_size,
             next_index: 0,
@@ -259,6 +266,13 @@ impl Sealer {
         Ok(out)
     }
 
+    /// Seals the segment held in `buf` where it is: on success `buf` holds
+    /// its ciphertext followed by the tag (no copy of the segment is made);
+    /// on error it is unchanged. Same rules as [`Sealer::seal_segment`].
+    pub fn seal_in_place(&mut self, buf: &mut Vec<u8>, last: bool) -> Result<(), CryptoError> {
+        self.seal_tail(buf, 0, last)
+    }
+
     /// Appends the sealed segment (ciphertext ‖ tag) to `out`.
     fn push_segment(
         &mut self,
@@ -266,6 +280,23 @@ impl Sealer {
         last: bool,
         out: &mut Vec<u8>,
     ) -> Result<(), CryptoError> {
+        let start = out.len();
+        out.extend_from_slice(plain);
+        let sealed = self.seal_tail(out, start, last);
+        if sealed.is_err() {
+            out.truncate(start);
+        }
+        sealed
+    }
+
+    /// Encrypts `buf[start..]` (one segment's plaintext) in place and appends its tag.
+    fn seal_tail(
+        &mut self,
+        buf: &mut Vec<u8>,
+        start: usize,
+        last: bool,
+    ) -> Result<(), CryptoError> {
+        let plain = buf.get_mut(start..).ok_or(CryptoError::Malformed)?;
         let size_ok = if last {
             plain.len() <= self.segment_size && (!plain.is_empty() || self.next_index == 0)
         } else {
@@ -274,15 +305,15 @@ impl Sealer {
         if self.finished || !size_ok {
             return Err(CryptoError::Malformed);
         }
-        let payload = Payload {
-            msg: plain,
-            aad: &self.header,
-        };
-        let sealed = self
+        let tag = self
             .cipher
-            .encrypt(&nonce(&self.header, self.next_index, last), payload)
+            .encrypt_inout_detached(
+                &nonce(&self.header, self.next_index, last),
+                &self.header,
+                InOutBuf::from(plain),
+            )
             .map_err(|_| CryptoError::Malformed)?;
-        out.extend_from_slice(&sealed);
+        buf.extend_from_slice(&tag);
         self.next_index = self.next_index.saturating_add(1);
         self.finished = last;
         Ok(())
@@ -325,7 +356,7 @@ impl Opener {
             return Err(CryptoError::Integrity);
         }
         Ok(Opener {
-            cipher: Aes256Gcm::new(key.into()),
+            cipher: cipher(key),
             header,
             segment_size,
         })
@@ -345,6 +376,21 @@ impl Opener {
         sealed_segment: &[u8],
         last: bool,
     ) -> Result<Vec<u8>, CryptoError> {
+        let mut plain = Vec::new();
+        self.open_segment_into(index, sealed_segment, last, &mut plain)?;
+        Ok(plain)
+    }
+
+    /// Like [`Opener::open_segment`], appending the plaintext to `out`: the
+    /// ciphertext is copied there once and decrypted in place. On error
+    /// `out` is left as it was: no unauthenticated byte stays in it.
+    pub fn open_segment_into(
+        &self,
+        index: u32,
+        sealed_segment: &[u8],
+        last: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
         let full = self.segment_size + TAG_LEN;
         let len = sealed_segment.len();
         let len_ok = if last {
@@ -355,13 +401,22 @@ impl Opener {
         if !len_ok {
             return Err(CryptoError::Malformed);
         }
-        let payload = Payload {
-            msg: sealed_segment,
-            aad: &self.header,
-        };
-        self.cipher
-            .decrypt(&nonce(&self.header, index, last), payload)
-            .map_err(|_| CryptoError::Integrity)
+        let (ciphertext, tag) = sealed_segment.split_at(len - TAG_LEN);
+        let tag = Tag::<Aes256Gcm>::try_from(tag).map_err(|_| CryptoError::Malformed)?;
+        let start = out.len();
+        out.extend_from_slice(ciphertext);
+        let opened = self.cipher.decrypt_inout_detached(
+            &nonce(&self.header, index, last),
+            &self.header,
+            InOutBuf::from(&mut out[start..]),
+            &tag,
+        );
+        if opened.is_err() {
+            // GCM checks the tag before decrypting: only ciphertext is dropped here.
+            out.truncate(start);
+            return Err(CryptoError::Integrity);
+        }
+        Ok(())
     }
 }
 
@@ -371,6 +426,13 @@ impl std::fmt::Debug for Opener {
             .field("segment_size", &self.segment_size)
             .finish_non_exhaustive()
     }
+}
+
+/// The AEAD under a data key. With the `zeroize` feature the cipher's key
+/// schedule is wiped when the sealer or opener holding it is dropped.
+fn cipher(key: &[u8; KEY_LEN]) -> Aes256Gcm {
+    let key: &Key<Aes256Gcm> = key.into();
+    Aes256Gcm::new(key)
 }
 
 /// Magic and format version: the first five header bytes.
@@ -383,9 +445,9 @@ fn header_start() -> [u8; SEG_SIZE_AT] {
 fn commitment(key: &[u8; KEY_LEN]) -> [u8; 32] {
     // HMAC zero-pads keys shorter than the hash block, so padding here gives the
     // same MAC as keying with the 32 bytes, through the infallible constructor.
-    let mut block = [0u8; 64];
+    let mut block = zeroize::Zeroizing::new([0u8; 64]);
     block[..KEY_LEN].copy_from_slice(key);
-    let mut mac = <Hmac<Sha256> as KeyInit>::new(&block.into());
+    let mut mac = <Hmac<Sha256> as MacKeyInit>::new(&(*block).into());
     mac.update(COMMITMENT_LABEL);
     mac.finalize().into_bytes().into()
 }
@@ -402,6 +464,7 @@ fn nonce(header: &[u8; HEADER_LEN], index: u32, last: bool) -> Nonce<Aes256Gcm> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest;
 
     const KEY: [u8; KEY_LEN] = {
         let mut key = [0u8; KEY_LEN];
@@ -487,14 +550,12 @@ mod tests {
         assert_eq!(&sealed[16..48], &mac.finalize().into_bytes()[..]);
 
         let cipher = Aes256Gcm::new_from_slice(&KEY).expect("aes key");
-        let nonce = [1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 1];
-        let payload = Payload {
-            msg: message,
-            aad: &sealed[..HEADER_LEN],
-        };
-        let segment = cipher
-            .encrypt(Nonce::<Aes256Gcm>::from_slice(&nonce), payload)
+        let nonce: Nonce<Aes256Gcm> = [1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 1].into();
+        let mut segment = message.to_vec();
+        let tag = cipher
+            .encrypt_inout_detached(&nonce, &sealed[..HEADER_LEN], segment.as_mut_slice().into())
             .expect("encrypt");
+        segment.extend_from_slice(&tag);
         assert_eq!(&sealed[HEADER_LEN..], &segment[..]);
 
         // Computed independently with Python's hmac and `cryptography` AESGCM.
@@ -555,6 +616,53 @@ mod tests {
             );
         }
         assert_eq!(opened, plain);
+    }
+
+    #[test]
+    fn in_place_sealing_and_appending_opens_match_the_copying_forms() {
+        let plain = plaintext(2 * SEGMENT_SIZE + 7);
+        let (mut sealer, header) = Sealer::with_params(&KEY, PREFIX, SEGMENT_SIZE);
+        let mut sealed = header.to_vec();
+        for (i, segment) in plain.chunks(SEGMENT_SIZE).enumerate() {
+            let mut buf = segment.to_vec();
+            sealer.seal_in_place(&mut buf, i == 2).expect("seal");
+            assert_eq!(buf.len(), segment.len() + TAG_LEN);
+            sealed.extend_from_slice(&buf);
+        }
+        assert_eq!(sealed, seal_fixed(&plain, SEGMENT_SIZE));
+        // A rejected call leaves the buffer as it was.
+        let mut buf = b"more".to_vec();
+        assert_eq!(
+            sealer.seal_in_place(&mut buf, true),
+            Err(CryptoError::Malformed)
+        );
+        assert_eq!(buf, b"more");
+
+        let opener = Opener::new(&KEY, &sealed[..HEADER_LEN]).expect("header");
+        let mut out = b"prefix".to_vec();
+        let first = &sealed[at(0)..at(1)];
+        opener
+            .open_segment_into(0, first, false, &mut out)
+            .expect("open");
+        assert_eq!(&out[..6], b"prefix");
+        assert_eq!(&out[6..], &plain[..SEGMENT_SIZE]);
+        // A failed open appends nothing: no unauthenticated byte is left behind.
+        let before = out.clone();
+        let mut bad = first.to_vec();
+        bad[10] ^= 0x01;
+        assert_eq!(
+            opener.open_segment_into(0, &bad, false, &mut out),
+            Err(CryptoError::Integrity)
+        );
+        assert_eq!(
+            opener.open_segment_into(1, first, false, &mut out),
+            Err(CryptoError::Integrity)
+        );
+        assert_eq!(
+            opener.open_segment_into(0, &first[1..], false, &mut out),
+            Err(CryptoError::Malformed)
+        );
+        assert_eq!(out, before);
     }
 
     #[test]
@@ -924,6 +1032,106 @@ mod tests {
             open_range(&KEY, &sealed[..10], len, 0, 0),
             Err(CryptoError::Malformed)
         );
+    }
+
+    /// Sealed blobs written by the format's first implementation (the
+    /// `aes-gcm` 0.10 line), each with a fresh random nonce prefix as in
+    /// production: data stored before a dependency upgrade must still open.
+    /// `small.bin` is a one-segment message, `multi.bin` 200 KiB (four
+    /// segments, the last one partial), both under the key [`fixture_key`].
+    const FIXTURE_SMALL: &[u8] = include_bytes!("testdata/sealed-v1-small.bin");
+    const FIXTURE_MULTI: &[u8] = include_bytes!("testdata/sealed-v1-multi.bin");
+    const FIXTURE_SMALL_TEXT: &[u8] = b"sealed before the aes-gcm 0.11 upgrade\n";
+    const FIXTURE_MULTI_LEN: usize = 200 * 1024;
+
+    fn fixture_key() -> [u8; KEY_LEN] {
+        let mut key = [0u8; KEY_LEN];
+        for (i, b) in key.iter_mut().enumerate() {
+            *b = 0xA0 ^ (i as u8).wrapping_mul(7);
+        }
+        key
+    }
+
+    fn fixture_multi_plaintext() -> Vec<u8> {
+        (0..FIXTURE_MULTI_LEN)
+            .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_be_bytes()[i % 4])
+            .collect()
+    }
+
+    /// Writes the fixtures above; run once, by hand, with the code that
+    /// defines the format (`cargo test -p artifacts-shared -- --ignored write_fixtures`).
+    #[test]
+    #[ignore = "writes src/testdata: run by hand only"]
+    fn write_fixtures() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/testdata");
+        std::fs::create_dir_all(&dir).expect("testdata dir");
+        let key = fixture_key();
+        std::fs::write(
+            dir.join("sealed-v1-small.bin"),
+            seal(&key, FIXTURE_SMALL_TEXT),
+        )
+        .expect("small");
+        std::fs::write(
+            dir.join("sealed-v1-multi.bin"),
+            seal(&key, &fixture_multi_plaintext()),
+        )
+        .expect("multi");
+    }
+
+    #[test]
+    fn fixtures_sealed_before_the_upgrade_still_open() {
+        let key = fixture_key();
+        let plain = fixture_multi_plaintext();
+        assert_eq!(
+            hex::encode(Sha256::digest(&plain)),
+            "ca2e68cf8f9c53239e19afbd06e5757a0692ddf20b4d45260bdd315216d3577a",
+            "the fixture's plaintext generator changed"
+        );
+        assert_eq!(
+            FIXTURE_SMALL.len() as u64,
+            sealed_len(FIXTURE_SMALL_TEXT.len() as u64)
+        );
+        assert_eq!(
+            FIXTURE_MULTI.len() as u64,
+            sealed_len(FIXTURE_MULTI_LEN as u64)
+        );
+        assert_eq!(open(&key, FIXTURE_SMALL).as_deref(), Ok(FIXTURE_SMALL_TEXT));
+        assert_eq!(open(&key, FIXTURE_MULTI).as_deref(), Ok(&plain[..]));
+        // Streaming and ranged opens read the same bytes.
+        let opener = Opener::new(&key, &FIXTURE_MULTI[..HEADER_LEN]).expect("header");
+        let segments: Vec<&[u8]> = FIXTURE_MULTI[HEADER_LEN..].chunks(CHUNK).collect();
+        assert_eq!(segments.len(), 4);
+        let mut streamed = Vec::new();
+        for (i, segment) in segments.iter().enumerate() {
+            let last = i + 1 == segments.len();
+            streamed.extend(
+                opener
+                    .open_segment(i as u32, segment, last)
+                    .expect("segment"),
+            );
+        }
+        assert_eq!(streamed, plain);
+        let len = plain.len() as u64;
+        let (start, end) = (SEGMENT_SIZE as u64 - 3, 2 * SEGMENT_SIZE as u64 + 3);
+        assert_eq!(
+            open_range(&key, FIXTURE_MULTI, len, start, end).as_deref(),
+            Ok(&plain[start as usize..=end as usize])
+        );
+        // And they are still tamper-evident.
+        for at in [
+            0,
+            HEADER_LEN - 1,
+            HEADER_LEN,
+            HEADER_LEN + CHUNK + 7,
+            FIXTURE_MULTI.len() - 1,
+        ] {
+            let mut bad = FIXTURE_MULTI.to_vec();
+            bad[at] ^= 0x01;
+            assert!(open(&key, &bad).is_err(), "byte {at}");
+        }
+        let mut other = key;
+        other[0] ^= 0x01;
+        assert_eq!(open(&other, FIXTURE_SMALL), Err(CryptoError::Integrity));
     }
 
     #[test]

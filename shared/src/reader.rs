@@ -16,36 +16,52 @@ use crate::metadata::{Location, VersionRecord};
 use crate::store::Store;
 
 enum Source {
-    Inline { sealed: Vec<u8>, pos: usize },
-    S3 { body: ByteStream, buf: Vec<u8> },
+    Inline {
+        sealed: Vec<u8>,
+        pos: usize,
+    },
+    /// `buf[pos..]` is received and not yet consumed.
+    S3 {
+        body: ByteStream,
+        buf: Vec<u8>,
+        pos: usize,
+    },
 }
 
 impl Source {
-    /// Exactly `n` more bytes of the sealed object, or an integrity error.
-    async fn take(&mut self, n: usize) -> Result<Vec<u8>> {
+    /// The next `n` bytes of the sealed object, borrowed, or an integrity
+    /// error when it ends sooner. They count as consumed.
+    async fn take(&mut self, n: usize) -> Result<&[u8]> {
         match self {
             Source::Inline { sealed, pos } => {
-                let end = pos
+                let start = *pos;
+                let end = start
                     .checked_add(n)
                     .filter(|end| *end <= sealed.len())
                     .ok_or_else(short)?;
-                let out = sealed[*pos..end].to_vec();
                 *pos = end;
-                Ok(out)
+                Ok(&sealed[start..end])
             }
-            Source::S3 { body, buf } => {
-                while buf.len() < n {
-                    match body
-                        .try_next()
-                        .await
-                        .map_err(|e| Error::upstream("s3", e))?
-                    {
-                        Some(chunk) => buf.extend_from_slice(&chunk),
-                        None => return Err(short()),
+            Source::S3 { body, buf, pos } => {
+                if buf.len() - *pos < n {
+                    // Keep only what is unconsumed, then read until `n` are here.
+                    buf.drain(..*pos);
+                    *pos = 0;
+                    buf.reserve(n.saturating_sub(buf.len()));
+                    while buf.len() < n {
+                        match body
+                            .try_next()
+                            .await
+                            .map_err(|e| Error::upstream("s3", e))?
+                        {
+                            Some(chunk) => buf.extend_from_slice(&chunk),
+                            None => return Err(short()),
+                        }
                     }
                 }
-                let rest = buf.split_off(n);
-                Ok(std::mem::replace(buf, rest))
+                let start = *pos;
+                *pos += n;
+                Ok(&buf[start..start + n])
             }
         }
     }
@@ -54,8 +70,8 @@ impl Source {
     async fn is_exhausted(&mut self) -> Result<bool> {
         match self {
             Source::Inline { sealed, pos } => Ok(*pos == sealed.len()),
-            Source::S3 { body, buf } => {
-                if !buf.is_empty() {
+            Source::S3 { body, buf, pos } => {
+                if buf.len() > *pos {
                     return Ok(false);
                 }
                 while let Some(chunk) = body
@@ -115,9 +131,12 @@ impl PlaintextReader {
         } else {
             SEGMENT_SIZE
         };
-        let sealed = self.source.take(plain_len + TAG_LEN).await?;
         let index = u32::try_from(self.index).map_err(|_| short())?;
-        let plain = self.opener.open_segment(index, &sealed, last)?;
+        let sealed = self.source.take(plain_len + TAG_LEN).await?;
+        // Decrypted straight out of the receive buffer: one copy, the plaintext's.
+        let mut plain = Vec::with_capacity(plain_len);
+        self.opener
+            .open_segment_into(index, sealed, last, &mut plain)?;
         self.hasher.update(&plain);
         self.index += 1;
         if last {
@@ -145,39 +164,44 @@ impl Store {
         record: &VersionRecord,
     ) -> Result<PlaintextReader> {
         let size = record.version.size;
-        let mut source = match &record.location {
-            Location::Inline(sealed) => Source::Inline {
-                sealed: sealed.clone(),
-                pos: 0,
-            },
-            Location::S3 { version_id } => {
-                let out = self
-                    .content
-                    .client()
-                    .get_object()
-                    .bucket(self.content.bucket())
-                    .key(content_key(org, artifact_id))
-                    .version_id(version_id)
-                    .send()
-                    .await
-                    .map_err(|e| Error::upstream("s3", e))?;
-                if out
-                    .content_length()
-                    .is_some_and(|len| len as u64 != crypto::sealed_len(size))
-                {
-                    return Err(Error::Integrity(
-                        "stored content has the wrong length".into(),
-                    ));
+        let fetch = async {
+            Ok(match &record.location {
+                Location::Inline(sealed) => Source::Inline {
+                    sealed: sealed.clone(),
+                    pos: 0,
+                },
+                Location::S3 { version_id } => {
+                    let out = self
+                        .content
+                        .client()
+                        .get_object()
+                        .bucket(self.content.bucket())
+                        .key(content_key(org, artifact_id))
+                        .version_id(version_id)
+                        .send()
+                        .await
+                        .map_err(|e| Error::upstream("s3", e))?;
+                    if out
+                        .content_length()
+                        .is_some_and(|len| len as u64 != crypto::sealed_len(size))
+                    {
+                        return Err(Error::Integrity(
+                            "stored content has the wrong length".into(),
+                        ));
+                    }
+                    Source::S3 {
+                        body: out.body,
+                        buf: Vec::with_capacity(2 * (SEGMENT_SIZE + TAG_LEN)),
+                        pos: 0,
+                    }
                 }
-                Source::S3 {
-                    body: out.body,
-                    buf: Vec::new(),
-                }
-            }
+            })
         };
-        let key = self.data_key(org, artifact_id, record).await?;
+        // The content's first bytes and its key come from two services: ask both at once.
+        let (mut source, key) = tokio::try_join!(fetch, self.data_key(org, artifact_id, record))?;
         let header = source.take(HEADER_LEN).await?;
-        let opener = Opener::new(&key, &header)?;
+        let opener = Opener::new(&key, header)?;
+        // The opener keeps its own key schedule; `key` is wiped on return.
         if opener.segment_size() != SEGMENT_SIZE {
             return Err(Error::Integrity("unexpected segment size".into()));
         }

@@ -443,21 +443,24 @@ impl Store {
         record: &VersionRecord,
         range: Option<(u64, u64)>,
     ) -> Result<Vec<u8>> {
-        let sealed = match &record.location {
-            Location::Inline(ciphertext) => ciphertext.clone(),
-            Location::S3 { version_id } => {
-                self.content
-                    .get(&content_key(org, artifact_id), version_id)
-                    .await?
+        let fetch = async {
+            match &record.location {
+                Location::Inline(ciphertext) => Ok(ciphertext.clone()),
+                Location::S3 { version_id } => {
+                    self.content
+                        .get(&content_key(org, artifact_id), version_id)
+                        .await
+                }
             }
         };
+        // The content and its key come from two services: ask both at once.
+        let (sealed, key) = tokio::try_join!(fetch, self.data_key(org, artifact_id, record))?;
         let size = record.version.size;
         if sealed.len() as u64 != crypto::sealed_len(size) {
             return Err(Error::Integrity(
                 "stored content has the wrong length".into(),
             ));
         }
-        let key = self.data_key(org, artifact_id, record).await?;
         match range {
             Some((start, end)) => Ok(crypto::open_range(&key, &sealed, size, start, end)?),
             None => {
@@ -477,7 +480,7 @@ impl Store {
         org: &str,
         artifact_id: &str,
         record: &VersionRecord,
-    ) -> Result<[u8; crypto::KEY_LEN]> {
+    ) -> Result<crate::envelope::PlainKey> {
         self.envelope
             .unwrap(
                 &record.wrapped_key,

@@ -718,7 +718,8 @@ async fn seal_stream(
     sink.write(&header).await?;
     let count = crypto::segment_count(size);
     let mut hasher = Sha256::new();
-    let mut segment = Vec::with_capacity(SEGMENT_SIZE);
+    // Each segment is sealed where it was gathered (room for its tag included).
+    let mut segment = Vec::with_capacity(SEGMENT_SIZE + crypto::TAG_LEN);
     let (mut sealed_segments, mut received) = (0u64, 0u64);
     while let Some(chunk) = body
         .try_next()
@@ -737,7 +738,8 @@ async fn seal_stream(
             // The last segment is sealed only after the stream has ended.
             if segment.len() == SEGMENT_SIZE && sealed_segments + 1 < count {
                 hasher.update(&segment);
-                sink.write(&sealer.seal_segment(&segment, false)?).await?;
+                sealer.seal_in_place(&mut segment, false)?;
+                sink.write(&segment).await?;
                 sealed_segments += 1;
                 segment.clear();
             }
@@ -747,7 +749,8 @@ async fn seal_stream(
         return Err(size_mismatch(received, size));
     }
     hasher.update(&segment);
-    sink.write(&sealer.seal_segment(&segment, true)?).await?;
+    sealer.seal_in_place(&mut segment, true)?;
+    sink.write(&segment).await?;
     Ok(hex::encode(hasher.finalize()))
 }
 

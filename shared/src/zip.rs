@@ -37,9 +37,10 @@ const DOS_DATE: u16 = (1 << 5) | 1;
 const DOS_TIME: u16 = 0;
 /// Regular file, rw-r--r--, in the high 16 bits of the external attributes.
 const EXTERNAL_ATTRIBUTES: u32 = 0o100_644 << 16;
-/// The deflate level. Measured with this encoder (miniz_oxide) on generated
-/// text: level 1 runs at 250-375 MiB/s for output 1.3-1.5x the size of
-/// level 6's, which runs at 20-44 MiB/s. A bundle is written within one
+/// The deflate level. Measured with the former encoder (miniz_oxide) on
+/// generated text: level 1 ran at 250-375 MiB/s for output 1.3-1.5x the size
+/// of level 6's, which ran at 20-44 MiB/s; zlib-rs's level 1 (zlib-ng's
+/// "quick" strategy) is faster still. A bundle is written within one
 /// Lambda invocation (API Gateway waits 30 s), so speed wins.
 const DEFLATE_LEVEL: u32 = 1;
 /// Deflate input is fed to the encoder in blocks of exactly this size (the
@@ -64,13 +65,27 @@ pub enum Method {
     Stored,
     /// Raw DEFLATE.
     Deflated,
+    /// Deflated, unless deflating the entry's first block (64 KiB, or the
+    /// whole entry when shorter) saves less than 1/32 of it: then stored.
+    /// The choice depends only on the bytes, so archives stay reproducible.
+    Auto,
 }
 
 impl Method {
+    /// The APPNOTE method code of a decided method (`Auto` is decided
+    /// before its local header is written).
     fn code(self) -> u16 {
         match self {
             Method::Stored => 0,
-            Method::Deflated => 8,
+            Method::Deflated | Method::Auto => 8,
+        }
+    }
+
+    /// Largest entry data for `size` content bytes.
+    fn bound(self, size: u64) -> u64 {
+        match self {
+            Method::Stored => size,
+            Method::Deflated | Method::Auto => deflate_bound(size),
         }
     }
 }
@@ -90,11 +105,14 @@ pub fn is_safe_name(name: &str) -> bool {
             .all(|segment| !matches!(segment, "" | "." | ".."))
 }
 
-/// An upper bound of the raw DEFLATE output for `len` input bytes. The
-/// encoder falls back to stored blocks (5 bytes of header per 64 KiB) when
-/// compressing would not help, so output never exceeds this.
+/// An upper bound of the raw DEFLATE output for `len` input bytes: zlib-rs's
+/// conservative bound (its fast level codes incompressible bytes with the
+/// fixed Huffman code, up to 9 bits a byte, rather than falling back to
+/// stored blocks) plus slack for the stream's end.
 pub fn deflate_bound(len: u64) -> u64 {
-    len.saturating_add(len >> 10).saturating_add(64)
+    len.saturating_add(len.saturating_add(7) >> 3)
+        .saturating_add(len.saturating_add(63) >> 6)
+        .saturating_add(64)
 }
 
 /// An upper bound of the archive size for entries given as
@@ -103,10 +121,7 @@ pub fn deflate_bound(len: u64) -> u64 {
 pub fn max_archive_len(entries: impl IntoIterator<Item = (usize, u64, Method)>) -> u64 {
     let mut total = END_LEN + ZIP64_END_LEN + ZIP64_LOCATOR_LEN;
     for (name_len, size, method) in entries {
-        let data = match method {
-            Method::Stored => size,
-            Method::Deflated => deflate_bound(size),
-        };
+        let data = method.bound(size);
         let per_entry = LOCAL_HEADER_LEN
             + ZIP64_LOCAL_EXTRA_LEN
             + ZIP64_DESCRIPTOR_LEN
@@ -142,7 +157,8 @@ struct Current {
     /// Bytes of entry data written so far (compressed when deflating).
     compressed: u64,
     deflate: Option<Box<Compress>>,
-    /// Deflate input not yet given to the encoder (less than a block).
+    /// Deflate input not yet given to the encoder (less than a block); for
+    /// an undecided `Auto` entry, its first block as it arrives.
     pending: Vec<u8>,
 }
 
@@ -223,42 +239,13 @@ impl<W: Write> ZipWriter<W> {
         if !is_safe_name(name) {
             return Err(invalid("unsafe entry name"));
         }
-        let most = match method {
-            Method::Stored => size,
-            Method::Deflated => deflate_bound(size),
-        };
-        let zip64 = most >= U32_LIMIT;
-        let mut header = Vec::with_capacity(LOCAL_HEADER_LEN as usize + name.len() + 20);
-        header.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
-        let needed = if zip64 {
-            VERSION_ZIP64
-        } else {
-            VERSION_DEFLATE
-        };
-        header.extend_from_slice(&needed.to_le_bytes());
-        header.extend_from_slice(&FLAGS.to_le_bytes());
-        header.extend_from_slice(&method.code().to_le_bytes());
-        header.extend_from_slice(&DOS_TIME.to_le_bytes());
-        header.extend_from_slice(&DOS_DATE.to_le_bytes());
-        // CRC and sizes follow in the data descriptor (bit 3).
-        header.extend_from_slice(&0u32.to_le_bytes());
-        let sizes = if zip64 { u32::MAX } else { 0 };
-        header.extend_from_slice(&sizes.to_le_bytes());
-        header.extend_from_slice(&sizes.to_le_bytes());
-        header.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        let extra_len: u16 = if zip64 { 20 } else { 0 };
-        header.extend_from_slice(&extra_len.to_le_bytes());
-        header.extend_from_slice(name.as_bytes());
-        if zip64 {
-            // ZIP64 extended information: both sizes, zero here (bit 3).
-            header.extend_from_slice(&1u16.to_le_bytes());
-            header.extend_from_slice(&16u16.to_le_bytes());
-            header.extend_from_slice(&0u64.to_le_bytes());
-            header.extend_from_slice(&0u64.to_le_bytes());
-        }
+        let zip64 = method.bound(size) >= U32_LIMIT;
         let offset = self.offset;
-        self.emit(&header)?;
-        let deflate = (method == Method::Deflated)
+        // An `Auto` entry's header waits for its first block (see `decide`).
+        if method != Method::Auto {
+            self.emit(&local_header(name, method, zip64))?;
+        }
+        let deflate = (method != Method::Stored)
             .then(|| Box::new(Compress::new(Compression::new(DEFLATE_LEVEL), false)));
         if deflate.is_some() && self.scratch.is_empty() {
             self.scratch = vec![0; 64 * 1024];
@@ -283,6 +270,44 @@ impl<W: Write> ZipWriter<W> {
         Ok(())
     }
 
+    /// Decide an `Auto` entry from its first block (in `pending`): deflate it
+    /// on a trial encoder and store the entry if that saves under 1/32.
+    /// Writes the local header; a stored entry's first block follows it.
+    fn decide(&mut self) -> io::Result<()> {
+        let Some(current) = self.current.as_mut() else {
+            return Err(invalid("no entry is started"));
+        };
+        if current.method != Method::Auto {
+            return Ok(());
+        }
+        let mut trial = Compress::new(Compression::new(DEFLATE_LEVEL), false);
+        let produced = deflate_into(
+            &mut trial,
+            &current.pending,
+            FlushCompress::Finish,
+            &mut self.scratch,
+            &mut io::sink(),
+        )?;
+        let block = current.pending.len() as u64;
+        let worth_it = block > 0 && produced < block - block / 32;
+        current.method = if worth_it {
+            Method::Deflated
+        } else {
+            Method::Stored
+        };
+        let header = local_header(&current.name, current.method, current.zip64);
+        self.out.write_all(&header)?;
+        self.offset += header.len() as u64;
+        if current.method == Method::Stored {
+            current.deflate = None;
+            let first = std::mem::take(&mut current.pending);
+            current.compressed += first.len() as u64;
+            self.out.write_all(&first)?;
+            self.offset += first.len() as u64;
+        }
+        Ok(())
+    }
+
     /// Add content bytes to the current entry.
     fn write_content(&mut self, data: &[u8]) -> io::Result<()> {
         let Some(current) = self.current.as_mut() else {
@@ -294,6 +319,20 @@ impl<W: Write> ZipWriter<W> {
         }
         current.crc.update(data);
         current.uncompressed = total;
+        let mut data = data;
+        if current.method == Method::Auto {
+            let room = DEFLATE_BLOCK - current.pending.len();
+            let (now, later) = data.split_at(room.min(data.len()));
+            current.pending.extend_from_slice(now);
+            if current.pending.len() < DEFLATE_BLOCK {
+                return Ok(());
+            }
+            self.decide()?;
+            data = later;
+        }
+        let Some(current) = self.current.as_mut() else {
+            return Err(invalid("no entry is started"));
+        };
         match current.deflate.as_mut() {
             None => {
                 current.compressed += data.len() as u64;
@@ -302,7 +341,8 @@ impl<W: Write> ZipWriter<W> {
             }
             Some(deflate) => {
                 let mut input = data;
-                while !input.is_empty() {
+                // A deflated `Auto` entry's first block is still pending, whole.
+                while !input.is_empty() || current.pending.len() == DEFLATE_BLOCK {
                     let room = DEFLATE_BLOCK - current.pending.len();
                     let (now, later) = input.split_at(room.min(input.len()));
                     current.pending.extend_from_slice(now);
@@ -328,6 +368,14 @@ impl<W: Write> ZipWriter<W> {
     /// End the current entry: flush the compressor, check that exactly the
     /// declared size was written, write the data descriptor.
     pub fn finish_entry(&mut self) -> io::Result<()> {
+        // An `Auto` entry shorter than a block is decided now.
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|c| c.method == Method::Auto && c.uncompressed == c.declared)
+        {
+            self.decide()?;
+        }
         let Some(mut current) = self.current.take() else {
             return Err(invalid("no entry is started"));
         };
@@ -474,6 +522,39 @@ fn deflate_into<W: Write>(
     }
 }
 
+/// The local file header of an entry (CRC and sizes follow in its data descriptor).
+fn local_header(name: &str, method: Method, zip64: bool) -> Vec<u8> {
+    let mut header = Vec::with_capacity(LOCAL_HEADER_LEN as usize + name.len() + 20);
+    header.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+    let needed = if zip64 {
+        VERSION_ZIP64
+    } else {
+        VERSION_DEFLATE
+    };
+    header.extend_from_slice(&needed.to_le_bytes());
+    header.extend_from_slice(&FLAGS.to_le_bytes());
+    header.extend_from_slice(&method.code().to_le_bytes());
+    header.extend_from_slice(&DOS_TIME.to_le_bytes());
+    header.extend_from_slice(&DOS_DATE.to_le_bytes());
+    // CRC and sizes follow in the data descriptor (bit 3).
+    header.extend_from_slice(&0u32.to_le_bytes());
+    let sizes = if zip64 { u32::MAX } else { 0 };
+    header.extend_from_slice(&sizes.to_le_bytes());
+    header.extend_from_slice(&sizes.to_le_bytes());
+    header.extend_from_slice(&(name.len() as u16).to_le_bytes());
+    let extra_len: u16 = if zip64 { 20 } else { 0 };
+    header.extend_from_slice(&extra_len.to_le_bytes());
+    header.extend_from_slice(name.as_bytes());
+    if zip64 {
+        // ZIP64 extended information: both sizes, zero here (bit 3).
+        header.extend_from_slice(&1u16.to_le_bytes());
+        header.extend_from_slice(&16u16.to_le_bytes());
+        header.extend_from_slice(&0u64.to_le_bytes());
+        header.extend_from_slice(&0u64.to_le_bytes());
+    }
+    header
+}
+
 fn u32_or_marker(value: u64) -> u32 {
     u32::try_from(value)
         .ok()
@@ -611,6 +692,59 @@ mod tests {
     }
 
     #[test]
+    fn auto_stores_what_does_not_compress_and_deflates_what_does() {
+        let text = "resource \"aws_s3_bucket\" \"artifacts\" {}\n".repeat(5_000);
+        let random = noise(3 * DEFLATE_BLOCK + 5, 9);
+        // Compressible after a first block of noise: still stored (first block decides).
+        let mut mixed = noise(DEFLATE_BLOCK, 10);
+        mixed.extend_from_slice(text.as_bytes());
+        let short_text = &text.as_bytes()[..1_000];
+        let cases: [(&str, &[u8], ::zip::CompressionMethod); 5] = [
+            (
+                "text.tf",
+                text.as_bytes(),
+                ::zip::CompressionMethod::Deflated,
+            ),
+            ("short.tf", short_text, ::zip::CompressionMethod::Deflated),
+            ("noise.bin", &random, ::zip::CompressionMethod::Stored),
+            ("mixed.bin", &mixed, ::zip::CompressionMethod::Stored),
+            ("empty.txt", b"", ::zip::CompressionMethod::Stored),
+        ];
+        let entries: Vec<(&str, Method, &[u8])> = cases
+            .iter()
+            .map(|(n, d, _)| (*n, Method::Auto, *d))
+            .collect();
+        let archive = build(&entries);
+        let mut reader = ::zip::ZipArchive::new(Cursor::new(&archive)).unwrap();
+        for (name, data, method) in cases {
+            let mut file = reader.by_name(name).unwrap();
+            assert_eq!(file.compression(), method, "{name}");
+            let mut got = Vec::new();
+            file.read_to_end(&mut got).unwrap();
+            assert!(got == data, "{name}: bytes differ");
+        }
+        assert!((archive.len() as u64) < (text.len() / 4 + random.len() + mixed.len()) as u64);
+        // Write sizes do not change the choice or the bytes.
+        let mut zip = ZipWriter::new(Vec::new());
+        for (name, _, data) in &entries {
+            zip.start_entry(name, Method::Auto, data.len() as u64)
+                .unwrap();
+            for piece in data.chunks(777) {
+                zip.write_all(piece).unwrap();
+            }
+            zip.finish_entry().unwrap();
+        }
+        assert!(zip.finish().unwrap() == archive);
+        // The bound holds for Auto too.
+        let bound = max_archive_len(
+            entries
+                .iter()
+                .map(|(n, m, d)| (n.len(), d.len() as u64, *m)),
+        );
+        assert!(archive.len() as u64 <= bound);
+    }
+
+    #[test]
     fn headers_are_fixed_and_descriptors_carry_the_sizes() {
         let archive = build(&[("a.txt", Method::Stored, b"hello")]);
         let u16_at = |i: usize| u16::from_le_bytes([archive[i], archive[i + 1]]);
@@ -674,7 +808,7 @@ mod tests {
     fn the_size_bound_holds_for_incompressible_and_empty_content() {
         for (len, seed) in [(0, 1), (1, 2), (1_000, 3), (70_000, 4), (1 << 20, 5)] {
             let data = noise(len, seed);
-            for method in [Method::Stored, Method::Deflated] {
+            for method in [Method::Stored, Method::Deflated, Method::Auto] {
                 let name = "dir/entry.bin";
                 let archive = build(&[(name, method, &data)]);
                 let bound = max_archive_len([(name.len(), len as u64, method)]);
