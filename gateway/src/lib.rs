@@ -3,8 +3,8 @@
 //! tests (SPEC §11).
 //!
 //! - routes by method and path from `infra/template.yaml` ([`routes`]);
-//! - builds the event the real gateway builds: `rawPath` as received,
-//!   decoded `pathParameters`, text or base64 by content type, lower-case
+//! - builds the event the real gateway builds: the path decoded once
+//!   (`rawPath`, `requestContext.http.path` and `pathParameters`), text or base64 by content type, lower-case
 //!   headers, cookies, the request context ([`event`]);
 //! - emulates the JWT authorizer with the dev HS256 secret, putting the
 //!   claims where API Gateway puts them, so functions run their deployed

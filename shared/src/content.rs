@@ -1,7 +1,13 @@
 //! Content in S3 (SPEC §5): one object key per artifact,
 //! `orgs/{org}/artifacts/{artifactId}`, one S3 object version per artifact
-//! version. Only ciphertext is ever written here.
+//! version. Only ciphertext is ever written under `orgs/`; the short-lived
+//! decrypted copies under `deliveries/` ([`Deliveries`], at the end of this
+//! file) are the one plaintext this adapter writes, and they expire by the
+//! bucket's lifecycle rule.
 
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
@@ -242,5 +248,91 @@ impl Multipart {
                 tracing::warn!(error = ?e, "could not abort a multipart upload");
             }
         }
+    }
+}
+
+// Deliveries (SPEC §6, §7): short-lived plaintext copies under
+// `deliveries/`, written once and served by presigned GET; what they are
+// for is `crate::delivery`.
+
+/// How long a presigned delivery URL stays valid, at most (SPEC §6). Link
+/// downloads get less: see `crate::links::MAX_LINK_URL_TTL`.
+pub const LINK_TTL: Duration = Duration::from_secs(15 * 60);
+/// A copy younger than this is reused instead of written again. Well inside
+/// the one-day lifecycle expiry, so a reused copy outlives its URL.
+pub const REUSE_WINDOW: Duration = Duration::from_secs(60 * 60);
+/// A copy being written (see [`Multipart`]).
+pub type DeliveryUpload = Multipart;
+
+/// `deliveries/{org}/{name}`: one org's copies never share a key with another's.
+pub fn delivery_key(org: &str, name: &str) -> String {
+    format!("deliveries/{org}/{name}")
+}
+
+#[derive(Debug, Clone)]
+pub struct Deliveries {
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl Deliveries {
+    pub fn new(s3: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        Deliveries {
+            s3,
+            bucket: bucket.into(),
+        }
+    }
+
+    /// Whether a complete copy at `key` exists and is recent enough to reuse.
+    pub async fn find_fresh(&self, key: &str) -> Result<bool> {
+        match self
+            .s3
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(head) => {
+                let fresh = head
+                    .last_modified()
+                    .and_then(|t| SystemTime::try_from(*t).ok())
+                    .and_then(|t| SystemTime::now().duration_since(t).ok())
+                    .is_some_and(|age| age < REUSE_WINDOW);
+                Ok(fresh)
+            }
+            Err(e) if e.as_service_error().is_some_and(|se| se.is_not_found()) => Ok(false),
+            // Without s3:ListBucket (which the roles do not get: it would
+            // list every org's keys), S3 answers HEAD on a missing key with
+            // 403. Treat it as "no copy yet"; a real denial fails the upload.
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => Ok(false),
+            Err(e) => Err(Error::upstream("s3", e)),
+        }
+    }
+
+    /// Begin writing a copy; nothing is visible at `key` until [`DeliveryUpload::finish`].
+    pub async fn start(
+        &self,
+        key: &str,
+        content_type: &str,
+        disposition: &str,
+    ) -> Result<DeliveryUpload> {
+        Multipart::start(&self.s3, &self.bucket, key, content_type, Some(disposition)).await
+    }
+
+    /// A presigned GET for `key`, valid for `ttl` (at most [`LINK_TTL`],
+    /// at least a second).
+    pub async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String> {
+        let ttl = ttl.clamp(Duration::from_secs(1), LINK_TTL);
+        let config = PresigningConfig::expires_in(ttl).map_err(|e| Error::upstream("s3", e))?;
+        let request = self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(|e| Error::upstream("s3", e))?;
+        Ok(request.uri().to_owned())
     }
 }

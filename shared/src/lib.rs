@@ -3,6 +3,16 @@
 //! Functions are thin adapters: they parse a request, call one operation of
 //! [`store::Store`], and render the result with [`http`]. Business rules
 //! (paths, versioning, crypto, authorization) live here, once.
+//!
+//! Layers point one way:
+//! - capabilities, each with its own `impl Store` block: [`store`] (the
+//!   front door: construction and the version commit), [`uploads`],
+//!   [`listing`], [`links`], [`delivery`], [`bundle`], [`reader`], [`sweep`];
+//! - adapters, which never import a capability: [`metadata`] (DynamoDB),
+//!   [`content`] (S3, including the `deliveries/` copies), [`envelope`] (KMS
+//!   data keys), [`link_key`] (the KMS HMAC key and the link token codec);
+//! - the core they all use: [`model`], [`crypto`], [`zip`], [`auth`],
+//!   [`http`], [`error`], [`config`].
 
 pub mod auth;
 pub mod bundle;
@@ -13,6 +23,7 @@ pub mod delivery;
 pub mod envelope;
 pub mod error;
 pub mod http;
+pub mod link_key;
 pub mod links;
 pub mod listing;
 pub mod metadata;

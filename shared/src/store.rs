@@ -9,9 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::{Principal, Scope};
 use crate::config::{Config, ConfigError};
-use crate::content::{Content, content_key};
+use crate::content::{Content, Deliveries, content_key};
 use crate::crypto;
-use crate::delivery::Deliveries;
 use crate::envelope::{Envelope, KeyContext};
 use crate::error::{Error, Result};
 use crate::metadata::{Location, Metadata, VersionPage, VersionRecord};
@@ -127,7 +126,7 @@ pub struct Store {
     pub envelope: Envelope,
     pub deliveries: Deliveries,
     /// The KMS HMAC key that signs and verifies link tokens (SPEC §8).
-    pub link_key: crate::links::LinkKey,
+    pub link_key: crate::link_key::LinkKey,
 }
 
 impl Store {
@@ -164,7 +163,7 @@ impl Store {
             metadata: Metadata::new(ddb, &config.table),
             deliveries: Deliveries::new(s3.clone(), &config.bucket),
             content: Content::new(s3, &config.bucket),
-            link_key: crate::links::LinkKey::new(kms.clone(), config.link_key_id.clone()),
+            link_key: crate::link_key::LinkKey::new(kms.clone(), config.link_key_id.clone()),
             envelope: Envelope::new(kms, &config.kms_key_id),
             config,
         }
