@@ -300,10 +300,11 @@ impl LinkKey {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn claims() -> LinkClaims {
+    /// A fixed, valid set of claims (also used by `crate::links`' tests).
+    pub(crate) fn claims() -> LinkClaims {
         LinkClaims {
             org: "acme".into(),
             artifact_id: "00112233445566778899aabbccddeeff".into(),

@@ -620,15 +620,7 @@ fn n(v: impl ToString) -> AttributeValue {
 mod tests {
     use super::*;
 
-    fn claims() -> LinkClaims {
-        LinkClaims {
-            org: "acme".into(),
-            artifact_id: "00112233445566778899aabbccddeeff".into(),
-            link_id: "ffeeddccbbaa99887766554433221100".into(),
-            version: 3,
-            expires_at: 1_800_000_000,
-        }
-    }
+    use crate::link_key::tests::claims;
 
     #[test]
     fn expiry_bounds() {

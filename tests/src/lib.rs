@@ -854,3 +854,33 @@ pub fn json_body(response: &Response<Body>) -> Value {
 pub fn header<'r>(response: &'r Response<Body>, name: &str) -> Option<&'r str> {
     response.headers().get(name).and_then(|v| v.to_str().ok())
 }
+
+/// PUT `body` to a presigned upload URL with exactly the headers it was
+/// signed for (the client sets `Content-Length` itself), as a client would.
+pub async fn put_presigned(
+    upload: &artifacts::uploads::PresignedUpload,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let mut put = reqwest::Client::new().put(&upload.url).body(body);
+    for (name, value) in &upload.headers {
+        if name != "content-length" {
+            put = put.header(name, value);
+        }
+    }
+    put.send()
+        .await
+        .expect("the emulator answers a presigned PUT")
+}
+
+/// Stage `body` through a presigned upload; returns the S3 object version it
+/// made (what the bucket's event names, and so what ingest reads).
+pub async fn stage(upload: &artifacts::uploads::PresignedUpload, body: Vec<u8>) -> String {
+    let response = put_presigned(upload, body).await;
+    assert_eq!(response.status(), 200, "the presigned PUT was refused");
+    response
+        .headers()
+        .get("x-amz-version-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("a versioned bucket names the staged version")
+        .to_owned()
+}

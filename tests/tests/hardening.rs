@@ -275,20 +275,7 @@ async fn an_ingest_whose_commit_answer_is_lost_keeps_its_content() {
         )
         .await
         .unwrap();
-    let mut put = reqwest::Client::new().put(&upload.url).body(data.clone());
-    for (name, value) in &upload.headers {
-        if name != "content-length" {
-            put = put.header(name, value);
-        }
-    }
-    let put = put.send().await.unwrap();
-    assert_eq!(put.status(), 200);
-    let staged_version = put
-        .headers()
-        .get("x-amz-version-id")
-        .and_then(|v| v.to_str().ok())
-        .expect("a versioned bucket names the staged version")
-        .to_owned();
+    let staged_version = harness::stage(&upload, data.clone()).await;
     let key = staging_key("acme", &upload.upload_id);
 
     let outcome = faulty

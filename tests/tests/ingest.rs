@@ -227,31 +227,7 @@ fn sha_hex(data: &[u8]) -> String {
 
 /// PUT `body` to the presigned URL with exactly the headers it was signed for.
 async fn send(upload: &PresignedUpload, body: Vec<u8>) -> reqwest::StatusCode {
-    let mut put = reqwest::Client::new().put(&upload.url).body(body);
-    for (name, value) in &upload.headers {
-        if name != "content-length" {
-            put = put.header(name, value);
-        }
-    }
-    put.send().await.unwrap().status()
-}
-
-/// PUT `body` to the presigned URL; returns the S3 object version it made.
-async fn send_version(upload: &PresignedUpload, body: Vec<u8>) -> String {
-    let mut put = reqwest::Client::new().put(&upload.url).body(body);
-    for (name, value) in &upload.headers {
-        if name != "content-length" {
-            put = put.header(name, value);
-        }
-    }
-    let response = put.send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    response
-        .headers()
-        .get("x-amz-version-id")
-        .and_then(|v| v.to_str().ok())
-        .expect("a versioned bucket names the version")
-        .to_owned()
+    harness::put_presigned(upload, body).await.status()
 }
 
 /// The event S3 sends for one staged object version, from `events/s3-put.json`.
@@ -798,8 +774,8 @@ async fn ingest_reads_the_events_version_and_removes_every_staged_version() {
     let key = staging_key("acme", &upload.upload_id);
     let first = content(70_000);
     let second: Vec<u8> = first.iter().map(|b| b ^ 0x5a).collect();
-    let first_version = send_version(&upload, first.clone()).await;
-    let second_version = send_version(&upload, second.clone()).await;
+    let first_version = harness::stage(&upload, first.clone()).await;
+    let second_version = harness::stage(&upload, second.clone()).await;
     assert_ne!(first_version, second_version);
     assert_eq!(staged_versions(&env, &key).await, 2);
 
@@ -869,7 +845,7 @@ async fn an_event_for_a_version_that_is_not_there_changes_nothing() {
         .await
         .unwrap();
     let key = staging_key("acme", &upload.upload_id);
-    let version = send_version(&upload, data.clone()).await;
+    let version = harness::stage(&upload, data.clone()).await;
     for bogus in ["3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY", "not a version"] {
         let report = ingest_version(&env, &key, bogus, 1_000).await.unwrap();
         assert_eq!(
@@ -974,7 +950,7 @@ async fn a_presigned_put_alone_becomes_a_version_through_eventbridge_and_sqs() {
     let upload = open_upload(&env, &alice, "queued/report.bin", &data).await;
     let (code, pending) = status(&env, &alice, WF, &upload.upload_id).await;
     assert_eq!((code, pending["state"].as_str()), (200, Some("pending")));
-    send_version(&upload, data.clone()).await;
+    harness::stage(&upload, data.clone()).await;
 
     // Nothing but the poller (Lambda's event source mapping) runs ingest.
     let poller = poller(&env).await;
@@ -1070,7 +1046,7 @@ async fn an_outage_then_recovery_commits_the_queued_upload() {
     let alice = Caller::writer("acme");
     let data = content(300_000);
     let upload = open_upload(&env, &alice, "outage/big.bin", &data).await;
-    send_version(&upload, data.clone()).await;
+    harness::stage(&upload, data.clone()).await;
 
     let outage = Outage {
         on: Arc::new(AtomicBool::new(true)),
@@ -1173,7 +1149,7 @@ async fn upload_status_follows_a_session() {
     assert_eq!(code, 200);
 
     let key = staging_key("acme", &id);
-    let version = send_version(&upload, data.clone()).await;
+    let version = harness::stage(&upload, data.clone()).await;
     assert_eq!(status(&env, &alice, WF, &id).await.1["state"], "pending");
     ingest_version(&env, &key, &version, 10_000).await.unwrap();
     let (code, s) = status(&env, &alice, WF, &id).await;
@@ -1255,7 +1231,7 @@ async fn a_session_nothing_arrived_for_expires() {
         .create_upload(&me, WF, request("late.bin", 10, None))
         .await
         .unwrap();
-    send_version(&staged, content(10)).await;
+    harness::stage(&staged, content(10)).await;
     let state = |s: artifacts::uploads::UploadStatus| s.state;
     use artifacts::uploads::UploadState::{Expired, Pending};
     let at = |offset: i64| now + offset;
@@ -1286,7 +1262,7 @@ async fn ingest_after_the_sessions_day_removes_the_upload_and_it_stays_expired()
     let data = content(1_000);
     let upload = open_upload(&env, &alice, "late/a.bin", &data).await;
     let key = staging_key("acme", &upload.upload_id);
-    let version = send_version(&upload, data).await;
+    let version = harness::stage(&upload, data).await;
     // The session's day ends (as if the queue had held the event that long).
     env.dynamodb()
         .update_item()

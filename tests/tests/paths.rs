@@ -458,20 +458,7 @@ async fn an_ingested_upload_that_clashes_is_rejected_and_stores_nothing() {
         )
         .await
         .unwrap();
-    let mut put = reqwest::Client::new().put(&upload.url).body(data.clone());
-    for (name, value) in &upload.headers {
-        if name != "content-length" {
-            put = put.header(name, value);
-        }
-    }
-    let put = put.send().await.unwrap();
-    assert_eq!(put.status(), 200);
-    let staged_version = put
-        .headers()
-        .get("x-amz-version-id")
-        .and_then(|v| v.to_str().ok())
-        .expect("a versioned bucket names the staged version")
-        .to_owned();
+    let staged_version = harness::stage(&upload, data.clone()).await;
 
     let key = staging_key("acme", &upload.upload_id);
     let mut event: Value = serde_json::from_str(include_str!("../../events/s3-put.json")).unwrap();
