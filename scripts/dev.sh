@@ -32,7 +32,9 @@ mkdir -p "$dev_dir"
 # Whatever this script started is stopped again however it ends.
 started_emulator=
 gateway_pid=
+poller_pid=
 cleanup() {
+    [[ -n $poller_pid ]] && kill "$poller_pid" 2>/dev/null
     [[ -n $gateway_pid ]] && kill "$gateway_pid" 2>/dev/null
     [[ -n $started_emulator ]] && bash scripts/emulator.sh stop
     return 0
@@ -126,16 +128,10 @@ EOF
 # `cargo lambda watch`'s Invoke API (POST <url>/2015-03-31/functions/
 # artifacts-ingest/invocations), deleting only the records ingest did not
 # report as failed. It waits until that API answers and stops with this script.
-# INVOKE_API must name the watcher's own port (not a gateway in front of it):
-# $watch_port once the local gateway holds :9000.
-invoke_api=${INVOKE_API:-http://127.0.0.1:${watch_port:-9000}}
+invoke_api=http://127.0.0.1:$watch_port
 cargo build -q -p artifacts-tests --bin artifacts-poller
-"${CARGO_TARGET_DIR:-target}/debug/artifacts-poller" --name dev --invoke-url "$invoke_api" &
+"$target_dir/debug/artifacts-poller" --name dev --invoke-url "$invoke_api" &
 poller_pid=$!
-previous_exit_trap=$(trap -p EXIT | sed -E "s/^trap -- '(.*)' EXIT$/\1/")
-trap "kill $poller_pid 2>/dev/null || true${previous_exit_trap:+; $previous_exit_trap}" EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 echo "dev: upload events: queue artifacts-dev-ingest → artifacts-ingest at $invoke_api (artifacts-poller, pid $poller_pid)" >&2
 # --- end of upload delivery ----------------------------------------------------
 
