@@ -7,7 +7,9 @@
 //!   plaintext included, as the store does them (MB/s).
 //! - `direct`: the download and upload handlers in process vs raw S3
 //!   `GetObject`/`PutObject` of the same bytes on the same emulator (p50),
-//!   with where a download's time goes.
+//!   with where a download's time goes; the same requests also through the
+//!   local API gateway (`gateway/`) on a loopback listener with a reqwest
+//!   client, in front of the same handlers in process (`harness::edge`).
 //! - `bundle-seed`: a workflow of 16 × 16 MiB (half text, half
 //!   incompressible) through the upload sessions and ingest, and the same
 //!   plaintexts under `peer/` for the seed-001 reimplementation.
@@ -26,7 +28,8 @@ use artifacts::{Config, Store};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use base64::Engine;
-use harness::{BoxError, Call, Caller, TestEnv, bytes, json_body, provision};
+use harness::edge::{self, Edge};
+use harness::{BoxError, Call, Caller, bytes, json_body, provision};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -163,7 +166,12 @@ fn crypto_bench(args: &[String]) -> Result<Value, BoxError> {
 /// p50 of the download and upload handlers vs raw S3, same bytes, same emulator.
 async fn direct_bench(args: &[String]) -> Result<Value, BoxError> {
     let runs: usize = arg_or(args, "--runs", 20);
-    let env = TestEnv::new().await;
+    // The gateway's environment is the one measured in process too: the
+    // same tables, bucket and key, so the two paths read the same bytes.
+    let edge = Edge::start().await;
+    let env = &*edge.env;
+    let http = edge::client();
+    let token = edge.writer(ORG);
     let s3 = env.s3();
     let bucket = env.resources.bucket.clone();
     let caller = Caller::writer(ORG);
@@ -173,7 +181,7 @@ async fn direct_bench(args: &[String]) -> Result<Value, BoxError> {
         let body = generate(mib * MIB, mib as u64, false);
         let path = format!("direct/{mib}mib.bin");
         let response = harness::upload(
-            &env,
+            env,
             Call::upload(WORKFLOW, &path, &body)
                 .header("content-type", "application/octet-stream")
                 .by(&caller),
@@ -193,8 +201,9 @@ async fn direct_bench(args: &[String]) -> Result<Value, BoxError> {
             .body(ByteStream::from(body.clone()))
             .send()
             .await?;
-        // One warm-up of each, then alternate so drift hits both alike.
-        let (mut ours, mut raw) = (Vec::new(), Vec::new());
+        // One warm-up of each, then alternate so drift hits all alike.
+        let (mut ours, mut raw, mut via_http) = (Vec::new(), Vec::new(), Vec::new());
+        let url = edge.url(&format!("/v1/artifacts/{id}/download"));
         for i in 0..=runs {
             let request = Call::download(&id).by(&caller).request();
             let started = Instant::now();
@@ -202,6 +211,14 @@ async fn direct_bench(args: &[String]) -> Result<Value, BoxError> {
             let t = started.elapsed().as_secs_f64();
             if response.status() != 200 || bytes(&response) != body {
                 return Err(format!("download {mib} MiB: {}", response.status()).into());
+            }
+            let started = Instant::now();
+            let response = http.get(&url).bearer_auth(&token).send().await?;
+            let status = response.status();
+            let got = response.bytes().await?;
+            let h = started.elapsed().as_secs_f64();
+            if status != 200 || got != body {
+                return Err(format!("download {mib} MiB through the gateway: {status}").into());
             }
             let started = Instant::now();
             let got = s3
@@ -221,6 +238,7 @@ async fn direct_bench(args: &[String]) -> Result<Value, BoxError> {
             if i > 0 {
                 ours.push(t);
                 raw.push(r);
+                via_http.push(h);
             }
         }
         // Where a download's time goes: the same steps, one at a time.
@@ -268,6 +286,7 @@ async fn direct_bench(args: &[String]) -> Result<Value, BoxError> {
             format!("download{mib}MiB"),
             json!({
                 "handlerP50": median(ours),
+                "httpP50": median(via_http),
                 "rawGetP50": median(raw),
                 "breakdownP50": {
                     "dynamodbReads": median(ddb),
@@ -282,7 +301,10 @@ async fn direct_bench(args: &[String]) -> Result<Value, BoxError> {
 
     // Upload of 4 MiB: a new version each time, vs a raw PutObject.
     let body = generate(4 * MIB, 9, false);
-    let (mut ours, mut raw) = (Vec::new(), Vec::new());
+    let (mut ours, mut raw, mut via_http) = (Vec::new(), Vec::new(), Vec::new());
+    let url = edge.url(&format!(
+        "/v1/workflows/{WORKFLOW}/artifacts/direct/upload-http.bin"
+    ));
     for i in 0..=runs {
         let request = Call::upload(WORKFLOW, "direct/upload.bin", &body)
             .header("content-type", "application/octet-stream")
@@ -302,14 +324,29 @@ async fn direct_bench(args: &[String]) -> Result<Value, BoxError> {
             .send()
             .await?;
         let r = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let response = http
+            .put(&url)
+            .bearer_auth(&token)
+            .header("content-type", "application/octet-stream")
+            .body(body.clone())
+            .send()
+            .await?;
+        let status = response.status();
+        response.bytes().await?;
+        let h = started.elapsed().as_secs_f64();
+        if !matches!(status.as_u16(), 200 | 201) {
+            return Err(format!("upload through the gateway: {status}").into());
+        }
         if i > 0 {
             ours.push(t);
             raw.push(r);
+            via_http.push(h);
         }
     }
     out.insert(
         "upload4MiB".into(),
-        json!({"handlerP50": median(ours), "rawPutP50": median(raw)}),
+        json!({"handlerP50": median(ours), "httpP50": median(via_http), "rawPutP50": median(raw)}),
     );
     out.insert("runs".into(), json!(runs));
     Ok(Value::Object(out))

@@ -6,7 +6,7 @@ measures, prints one table, writes bench/results.json and draws
 bench/results.svg. Fails only on a functional error (a wrong byte, a
 failed request, a missing binary) — never because a goal was missed.
 
-    bench/run.py [--no-build] [--quick]
+    bench/run.py [--no-build] [--quick] [--only crypto,direct,bundle,...]
 
 --quick shrinks sizes and repetitions to check the machinery (the figures
 are then not comparable with the README's).
@@ -35,6 +35,7 @@ TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 RELEASE = os.path.join(TARGET, "release")
 FUNCTIONS = ["upload", "versions", "download", "list", "ingest", "presign", "bundle"]
 MIB = 1024 * 1024
+SECTIONS = ["crypto", "direct", "bundle", "ingest", "cold_start", "listing"]
 
 
 def log(message: str) -> None:
@@ -140,11 +141,18 @@ def direct(bench, quick):
     u = r["upload4MiB"]
     figure("upload_4mib", u["handlerP50"], "s", "raw S3 PutObject of 4 MiB, same emulator",
            u["rawPutP50"], ("ratio", "<=", 1.5, ""))
-    gateway = [p for p in ("scripts/gateway.py", "scripts/gateway.sh", "scripts/local_gateway.py")
-               if os.path.exists(os.path.join(ROOT, p))]
-    if not gateway:
-        NOTES.append("through a real HTTP listener: not measured — the local API gateway (issue 10, item 0) "
-                     "has not landed on this branch; the figures are the handlers in process")
+    # The same requests through the local API gateway on a loopback listener
+    # (reqwest client → gateway → payload 2.0 event → the same handlers).
+    for mib in (1, 4):
+        d = r[f"download{mib}MiB"]
+        figure(f"download_{mib}mib_http", d["httpP50"], "s",
+               f"raw S3 GetObject of {mib} MiB, same emulator", d["rawGetP50"], ("ratio", "<=", 1.3, ""))
+    figure("upload_4mib_http", u["httpP50"], "s", "raw S3 PutObject of 4 MiB, same emulator",
+           u["rawPutP50"], ("ratio", "<=", 1.5, ""))
+    NOTES.append("*_http: the same requests through the local API gateway (`gateway/`, 127.0.0.1) with a "
+                 "reqwest client, the handlers in process behind it; the gateway adds "
+                 + ", ".join(f"{k} {(r[k]['httpP50'] - r[k]['handlerP50']) * 1000:.1f} ms"
+                             for k in ("download1MiB", "download4MiB", "upload4MiB")))
 
 
 def delete_prefix(bucket, prefix):
@@ -353,7 +361,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--profile-dir", default="release",
                         help="target/<dir> of already built programs (with --no-build), to test this script")
+    parser.add_argument("--only", default="",
+                        help="comma-separated sections (" + ",".join(SECTIONS) + "); "
+                             "results.json and the chart are then left as they are")
     args = parser.parse_args()
+    only = [x for x in args.only.split(",") if x]
+    unknown = set(only) - set(SECTIONS)
+    if unknown:
+        parser.error(f"--only: unknown section(s) {', '.join(sorted(unknown))}")
+    wanted = lambda section: not only or section in only  # noqa: E731
     global RELEASE
     RELEASE = os.path.join(TARGET, args.profile_dir)
     desc = machine()
@@ -386,13 +402,26 @@ def main() -> None:
 
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="artifacts-bench-") as work:
-        crypto(bench, args.quick)
-        direct(bench, args.quick)
-        fenv = bundle(bench, env, work, args.quick)
-        ingest(bench, env, work, args.quick)
-        cold_start(env, work, fenv)
-        listing(env, args.quick)
+        if wanted("crypto"):
+            crypto(bench, args.quick)
+        if wanted("direct"):
+            direct(bench, args.quick)
+        if wanted("bundle") or wanted("cold_start"):
+            fenv = bundle(bench, env, work, args.quick)
+        if wanted("ingest"):
+            ingest(bench, env, work, args.quick)
+        if wanted("cold_start"):
+            cold_start(env, work, fenv)
+        if wanted("listing"):
+            listing(env, args.quick)
 
+    if only:
+        print(f"\nbench/run.py --only {','.join(only)} ({time.time() - started:.0f} s) on {desc}\n")
+        print(table())
+        print()
+        for note in NOTES:
+            print(f"- {note}")
+        return
     results = os.path.join(BENCH, "results.json")
     with open(results, "w") as f:
         json.dump(FIGURES, f, indent=2)

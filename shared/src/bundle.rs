@@ -44,8 +44,10 @@ pub const MAX_PINS: usize = 1000;
 const MANIFEST: &str = "MANIFEST.json";
 /// Output is handed to the uploader in chunks of about this size.
 const DRAIN_AT: usize = 1024 * 1024;
-/// Chunks queued for the uploader while it sends a part.
-const PIPE_DEPTH: usize = 4;
+/// Chunks queued for the uploader while it sends a part: one is enough to
+/// overlap reading with uploading, and each one more costs `DRAIN_AT` of
+/// peak memory (SPEC §20: a bundle within 64 MiB).
+const PIPE_DEPTH: usize = 1;
 
 /// What a caller asks to bundle.
 #[derive(Debug, Clone, Default)]

@@ -15,6 +15,10 @@ use crate::error::{Error, Result};
 
 /// Multipart part size: S3's minimum is 5 MiB; memory use is about one part.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Part size of the copies in `deliveries/` (bundles): S3's minimum, so the
+/// bundle writer holds the least while a part is in flight (10,000 parts
+/// still allow 48 GiB).
+pub const DELIVERY_PART_SIZE: usize = 5 * 1024 * 1024;
 
 pub fn content_key(org: &str, artifact_id: &str) -> String {
     format!("orgs/{org}/artifacts/{artifact_id}")
@@ -109,6 +113,7 @@ pub struct Multipart {
     upload_id: String,
     parts: Vec<CompletedPart>,
     buf: Vec<u8>,
+    part_size: usize,
 }
 
 impl std::fmt::Debug for Multipart {
@@ -149,7 +154,15 @@ impl Multipart {
             upload_id,
             parts: Vec::new(),
             buf: Vec::with_capacity(PART_SIZE),
+            part_size: PART_SIZE,
         })
+    }
+
+    /// Parts of `size` bytes instead of [`PART_SIZE`] (at least S3's 5 MiB).
+    fn with_part_size(mut self, size: usize) -> Multipart {
+        self.part_size = size.max(DELIVERY_PART_SIZE);
+        self.buf = Vec::with_capacity(self.part_size);
+        self
     }
 
     pub fn key(&self) -> &str {
@@ -158,11 +171,11 @@ impl Multipart {
 
     pub async fn write(&mut self, mut data: &[u8]) -> Result<()> {
         while !data.is_empty() {
-            let room = PART_SIZE - self.buf.len();
+            let room = self.part_size - self.buf.len();
             let (now, later) = data.split_at(room.min(data.len()));
             self.buf.extend_from_slice(now);
             data = later;
-            if self.buf.len() == PART_SIZE {
+            if self.buf.len() == self.part_size {
                 self.flush().await?;
             }
         }
@@ -171,7 +184,7 @@ impl Multipart {
 
     async fn flush(&mut self) -> Result<()> {
         let part_number = self.parts.len() as i32 + 1;
-        let body = std::mem::replace(&mut self.buf, Vec::with_capacity(PART_SIZE));
+        let body = std::mem::replace(&mut self.buf, Vec::with_capacity(self.part_size));
         let out = self
             .s3
             .upload_part()
@@ -317,7 +330,9 @@ impl Deliveries {
         content_type: &str,
         disposition: &str,
     ) -> Result<DeliveryUpload> {
-        Multipart::start(&self.s3, &self.bucket, key, content_type, Some(disposition)).await
+        Multipart::start(&self.s3, &self.bucket, key, content_type, Some(disposition))
+            .await
+            .map(|m| m.with_part_size(DELIVERY_PART_SIZE))
     }
 
     /// A presigned GET for `key`, valid for `ttl` (at most [`LINK_TTL`],
