@@ -541,35 +541,6 @@ async fn uploads_that_break_their_terms_create_nothing() {
     ));
 }
 
-/// Fails every DynamoDB `TransactWriteItems` before it is sent: the
-/// dependency going away between the content write and the commit.
-#[derive(Debug)]
-struct CommitOutage;
-
-impl Intercept for CommitOutage {
-    fn name(&self) -> &'static str {
-        "CommitOutage"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let target = context
-            .request()
-            .headers()
-            .get("x-amz-target")
-            .unwrap_or_default();
-        if target.ends_with(".TransactWriteItems") {
-            Err("injected fault: DynamoDB unreachable".into())
-        } else {
-            Ok(())
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_fault_mid_ingest_loses_nothing_and_a_retry_completes() {
     let env = TestEnv::new().await;
@@ -585,7 +556,7 @@ async fn a_fault_mid_ingest_loses_nothing_and_a_retry_completes() {
 
     let faulty_ddb = aws_sdk_dynamodb::Client::from_conf(
         aws_sdk_dynamodb::config::Builder::from(&env.sdk)
-            .interceptor(CommitOutage)
+            .interceptor(Outage::started())
             .build(),
     );
     let faulty = artifacts::Store::with_clients(
@@ -1015,6 +986,17 @@ struct Outage {
     injected: Arc<AtomicUsize>,
 }
 
+impl Outage {
+    /// An outage already under way: DynamoDB unreachable between the
+    /// content write and the commit, until `on` is cleared.
+    fn started() -> Self {
+        Outage {
+            on: Arc::new(AtomicBool::new(true)),
+            ..Outage::default()
+        }
+    }
+}
+
 impl Intercept for Outage {
     fn name(&self) -> &'static str {
         "Outage"
@@ -1048,10 +1030,7 @@ async fn an_outage_then_recovery_commits_the_queued_upload() {
     let upload = open_upload(&env, &alice, "outage/big.bin", &data).await;
     harness::stage(&upload, data.clone()).await;
 
-    let outage = Outage {
-        on: Arc::new(AtomicBool::new(true)),
-        ..Outage::default()
-    };
+    let outage = Outage::started();
     let faulty = artifacts::Store::with_clients(
         env.store.config.clone(),
         aws_sdk_dynamodb::Client::from_conf(
