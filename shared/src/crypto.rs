@@ -17,9 +17,7 @@
 //! The empty plaintext is one empty final segment; a plaintext whose length is
 //! a non-zero multiple of the segment size ends with a full final segment.
 
-use aes_gcm::Aes256Gcm;
-use aes_gcm::aead::inout::InOutBuf;
-use aes_gcm::aead::{AeadInOut, Key, KeyInit, Nonce, Tag};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use hmac::digest::KeyInit as MacKeyInit;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -212,7 +210,7 @@ pub fn open_range(
 /// unless it is also the first (empty plaintext), so a caller that does not
 /// know the length in advance holds one segment back until it sees the end.
 pub struct Sealer {
-    cipher: Aes256Gcm,
+    cipher: LessSafeKey,
     header: [u8; HEADER_LEN],
     segment_size: usize,
     next_index: u32,
@@ -307,13 +305,13 @@ impl Sealer {
         }
         let tag = self
             .cipher
-            .encrypt_inout_detached(
-                &nonce(&self.header, self.next_index, last),
-                &self.header,
-                InOutBuf::from(plain),
+            .seal_in_place_separate_tag(
+                nonce(&self.header, self.next_index, last),
+                Aad::from(&self.header),
+                plain,
             )
             .map_err(|_| CryptoError::Malformed)?;
-        buf.extend_from_slice(&tag);
+        buf.extend_from_slice(tag.as_ref());
         self.next_index = self.next_index.saturating_add(1);
         self.finished = last;
         Ok(())
@@ -331,7 +329,7 @@ impl std::fmt::Debug for Sealer {
 
 /// Streaming opener: created from the header bytes; opens segments in order.
 pub struct Opener {
-    cipher: Aes256Gcm,
+    cipher: LessSafeKey,
     header: [u8; HEADER_LEN],
     segment_size: usize,
 }
@@ -382,8 +380,8 @@ impl Opener {
     }
 
     /// Like [`Opener::open_segment`], appending the plaintext to `out`: the
-    /// ciphertext is copied there once and decrypted in place. On error
-    /// `out` is left as it was: no unauthenticated byte stays in it.
+    /// ciphertext is decrypted straight into `out` (no copy). On error `out`
+    /// is left as it was: no unauthenticated byte stays in it.
     pub fn open_segment_into(
         &self,
         index: u32,
@@ -402,17 +400,18 @@ impl Opener {
             return Err(CryptoError::Malformed);
         }
         let (ciphertext, tag) = sealed_segment.split_at(len - TAG_LEN);
-        let tag = Tag::<Aes256Gcm>::try_from(tag).map_err(|_| CryptoError::Malformed)?;
         let start = out.len();
-        out.extend_from_slice(ciphertext);
-        let opened = self.cipher.decrypt_inout_detached(
-            &nonce(&self.header, index, last),
-            &self.header,
-            InOutBuf::from(&mut out[start..]),
-            &tag,
+        out.resize(start + ciphertext.len(), 0);
+        let opened = self.cipher.open_separate_gather(
+            nonce(&self.header, index, last),
+            Aad::from(&self.header),
+            ciphertext,
+            tag,
+            &mut out[start..],
         );
         if opened.is_err() {
-            // GCM checks the tag before decrypting: only ciphertext is dropped here.
+            // The output may hold unauthenticated plaintext: wipe, then drop it.
+            out[start..].fill(0);
             out.truncate(start);
             return Err(CryptoError::Integrity);
         }
@@ -428,11 +427,15 @@ impl std::fmt::Debug for Opener {
     }
 }
 
-/// The AEAD under a data key. With the `zeroize` feature the cipher's key
-/// schedule is wiped when the sealer or opener holding it is dropped.
-fn cipher(key: &[u8; KEY_LEN]) -> Aes256Gcm {
-    let key: &Key<Aes256Gcm> = key.into();
-    Aes256Gcm::new(key)
+/// The AEAD under a data key: AWS-LC's AES-256-GCM (the assembly OpenSSL
+/// and BoringSSL use, VAES/AVX-512 where the CPU has it). AWS-LC wipes the
+/// key schedule when the sealer or opener holding it is dropped.
+fn cipher(key: &[u8; KEY_LEN]) -> LessSafeKey {
+    match UnboundKey::new(&AES_256_GCM, key) {
+        Ok(key) => LessSafeKey::new(key),
+        // Only a key of the wrong length is refused, and `key` is 32 bytes.
+        Err(_) => unreachable!("AES-256-GCM accepts every 32-byte key"),
+    }
 }
 
 /// Magic and format version: the first five header bytes.
@@ -453,12 +456,12 @@ fn commitment(key: &[u8; KEY_LEN]) -> [u8; 32] {
 }
 
 /// Nonce = prefix (7) ‖ segment index (u32 BE) ‖ last-segment flag (1).
-fn nonce(header: &[u8; HEADER_LEN], index: u32, last: bool) -> Nonce<Aes256Gcm> {
+fn nonce(header: &[u8; HEADER_LEN], index: u32, last: bool) -> Nonce {
     let mut nonce = [0u8; 12];
     nonce[..PREFIX_LEN].copy_from_slice(&header[PREFIX_AT..COMMITMENT_AT]);
     nonce[PREFIX_LEN..PREFIX_LEN + 4].copy_from_slice(&index.to_be_bytes());
     nonce[PREFIX_LEN + 4] = u8::from(last);
-    nonce.into()
+    Nonce::assume_unique_for_key(nonce)
 }
 
 #[cfg(test)]
@@ -549,8 +552,10 @@ mod tests {
         mac.update(b"artifact-store key commitment v1");
         assert_eq!(&sealed[16..48], &mac.finalize().into_bytes()[..]);
 
-        let cipher = Aes256Gcm::new_from_slice(&KEY).expect("aes key");
-        let nonce: Nonce<Aes256Gcm> = [1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 1].into();
+        // RustCrypto's aes-gcm, an implementation independent of AWS-LC.
+        use aes_gcm::aead::{AeadInOut, KeyInit};
+        let cipher = aes_gcm::Aes256Gcm::new_from_slice(&KEY).expect("aes key");
+        let nonce: aes_gcm::Nonce<_> = [1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 1].into();
         let mut segment = message.to_vec();
         let tag = cipher
             .encrypt_inout_detached(&nonce, &sealed[..HEADER_LEN], segment.as_mut_slice().into())
