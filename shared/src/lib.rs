@@ -10,7 +10,8 @@
 //!   [`listing`], [`links`], [`delivery`], [`bundle`], [`reader`], [`sweep`];
 //! - adapters, which never import a capability: [`metadata`] (DynamoDB),
 //!   [`content`] (S3, including the `deliveries/` copies), [`envelope`] (KMS
-//!   data keys), [`link_key`] (the KMS HMAC key and the link token codec);
+//!   data keys), [`link_key`] (the KMS HMAC key and the link token codec),
+//!   [`sdk`] (the SDK configuration from Lambda's environment);
 //! - the core they all use: [`model`], [`crypto`], [`zip`], [`auth`],
 //!   [`http`], [`error`], [`config`].
 
@@ -29,6 +30,7 @@ pub mod listing;
 pub mod metadata;
 pub mod model;
 pub mod reader;
+pub mod sdk;
 pub mod store;
 pub mod sweep;
 pub mod telemetry;

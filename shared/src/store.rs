@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_types::SdkConfig;
 use sha2::{Digest, Sha256};
 
 use crate::auth::{Principal, Scope};
@@ -130,11 +130,11 @@ pub struct Store {
 }
 
 impl Store {
-    /// Configuration from the environment and SDK clients from the default
-    /// chain (which honours `AWS_ENDPOINT_URL`). Fails fast on bad config.
+    /// Configuration and SDK clients from the environment (region,
+    /// credentials, `AWS_ENDPOINT_URL`: see [`crate::sdk`]). Fails fast on bad config.
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
-        let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+        let sdk = crate::sdk::config_from_lookup(|name| std::env::var(name).ok())?;
         Ok(Self::new(config, &sdk))
     }
 
