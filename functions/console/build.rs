@@ -30,8 +30,12 @@ fn main() {
     out.push_str("pub static ASSETS: &[(&str, &[u8])] = &[\n");
     for (name, path) in &files {
         println!("cargo:rerun-if-changed={}", path.display());
-        writeln!(out, "    ({name:?}, include_bytes!({:?})),", path.display().to_string())
-            .expect("write to a String");
+        writeln!(
+            out,
+            "    ({name:?}, include_bytes!({:?})),",
+            path.display().to_string()
+        )
+        .expect("write to a String");
     }
     out.push_str("];\n");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));

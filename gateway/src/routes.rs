@@ -300,7 +300,10 @@ mod tests {
         assert_eq!(found("GET", "/").unwrap().0, "artifacts-console");
         let (f, _, params) = found("GET", "/console/assets/index-1a2b.js").unwrap();
         assert_eq!(f, "artifacts-console");
-        assert_eq!(params, vec![("proxy".into(), "assets/index-1a2b.js".into())]);
+        assert_eq!(
+            params,
+            vec![("proxy".into(), "assets/index-1a2b.js".into())]
+        );
         // No route: another method, a trailing slash, a missing or extra segment.
         for (method, path) in [
             ("DELETE", "/v1/artifacts/x"),

@@ -2,14 +2,14 @@
 // the views. See SPEC §17.
 
 import './style.css';
-import { ApiError, SignedOut, getJson, whenSignedOut } from './api.js';
+import { ApiError, SignedOut, whenSignedOut } from './api.js';
 import { claims, signIn, signOut, takeTokenFromFragment, token } from './auth.js';
 import { fill, h, say } from './dom.js';
 import { artifactView } from './views/artifact.js';
 import { libraryView } from './views/library.js';
 import { runView } from './views/run.js';
 
-const main = document.getElementById('main');
+const mainEl = document.getElementById('main');
 const who = document.getElementById('who');
 let signInReason = '';
 
@@ -53,6 +53,7 @@ function showWho() {
 
 function signInView() {
   document.title = 'Sign in · Artifacts console';
+  const main = mainEl;
   const input = h('textarea', { id: 'token', name: 'token', rows: 4, required: true, autocomplete: 'off', spellcheck: 'false' });
   fill(main,
     h('h1', {}, 'Sign in'),
@@ -87,6 +88,10 @@ export async function render() {
     return;
   }
   const [view, arg] = route(location.pathname);
+  // Each render draws into its own container: a slow, superseded one fills
+  // a container that is no longer on the page.
+  const main = h('div.view');
+  fill(mainEl, main);
   for (const a of document.querySelectorAll('nav a[data-nav]')) {
     a.toggleAttribute('aria-current', a.getAttribute('href') === location.pathname);
   }
@@ -114,5 +119,3 @@ export async function render() {
 }
 
 render();
-// Exposed for the browser tests only through the DOM; nothing global.
-export { getJson };

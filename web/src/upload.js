@@ -7,6 +7,7 @@ import { ApiError, encodePath, getJson, send } from './api.js';
 import { h } from './dom.js';
 
 export const DIRECT_MAX = 4 * 1024 * 1024;
+const FORBIDDEN = new Set(['content-length', 'host', 'connection', 'expect', 'transfer-encoding']);
 
 function problemOf(result) {
   try {
@@ -44,9 +45,13 @@ export async function upload(wf, path, file, { artifactType, progress, signal } 
     method: 'POST',
     json: { path, artifactType: artifactType || undefined, contentType, size: file.size, sha256 },
   });
+  // The browser sets Content-Length (and Host) itself and refuses scripts
+  // that try: pass on the other signed headers.
+  const signed = Object.fromEntries(Object.entries(session.headers || {})
+    .filter(([name]) => !FORBIDDEN.has(name.toLowerCase())));
   const put = await send(session.method || 'PUT', session.url, {
     body: file,
-    headers: session.headers || {},
+    headers: signed,
     auth: false,
     onProgress: progress,
   });

@@ -98,14 +98,16 @@ fn origin(url: &str) -> Option<String> {
         return None;
     }
     let authority = rest.split(['/', '?', '#']).next()?;
-    if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace)
-    {
+    if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace) {
         return None;
     }
     Some(format!("{scheme}://{authority}"))
 }
 
-pub async fn handler(console: &Console, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+pub async fn handler(
+    console: &Console,
+    req: Request,
+) -> Result<Response<Body>, lambda_http::Error> {
     let result = serve(console, &req);
     let mut response = http::finish(&req, result);
     secure(console, &mut response);
@@ -146,7 +148,11 @@ fn asset(name: &str) -> Option<&'static [u8]> {
         .map(|(_, bytes)| *bytes)
 }
 
-fn file(name: &str, bytes: &'static [u8], cache: &'static str) -> artifacts::Result<Response<Body>> {
+fn file(
+    name: &str,
+    bytes: &'static [u8],
+    cache: &'static str,
+) -> artifacts::Result<Response<Body>> {
     let content_type = content_type(name);
     let body = if content_type.starts_with("text/")
         || content_type.starts_with("application/javascript")
@@ -217,7 +223,13 @@ mod tests {
             origin("https://s3.example.com/x?y").as_deref(),
             Some("https://s3.example.com")
         );
-        for bad in ["ftp://x", "127.0.0.1:4566", "http://", "http://u@h", "http://a b"] {
+        for bad in [
+            "ftp://x",
+            "127.0.0.1:4566",
+            "http://",
+            "http://u@h",
+            "http://a b",
+        ] {
             assert_eq!(origin(bad), None, "{bad}");
         }
     }

@@ -55,7 +55,9 @@ export async function libraryView(main, search, navigate) {
   ] : null,
   h('div.field.submit', {}, h('button', { type: 'submit' }, 'Apply filters')));
 
-  fill(main, h('h1', {}, 'Artifact library'), form, h('p.muted', {}, 'Loading…'));
+  // The form is built once: what the user types survives the listing's arrival.
+  const results = h('div.results', {}, h('p.muted', {}, 'Loading…'));
+  fill(main, h('h1', {}, 'Artifact library'), form, results);
 
   const apiQuery = Object.fromEntries([...params.entries()].filter(([, v]) => v !== ''));
   const page = await getJson(`/v1/artifacts${query(apiQuery)}`);
@@ -121,6 +123,5 @@ export async function libraryView(main, search, navigate) {
       ? h('a.button', { href: `/console/library${query({ ...apiQuery, cursor: page.nextCursor })}`, 'data-nav': true, rel: 'next' }, 'Next page')
       : h('span.muted', {}, 'Last page.'));
 
-  fill(main, h('h1', {}, 'Artifact library'), form, bulk, refsOut, table, nav);
-  say('');
+  fill(results, bulk, refsOut, table, nav);
 }

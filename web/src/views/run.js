@@ -41,8 +41,15 @@ function renderTree(node, select, prefix = '') {
 }
 
 export async function runView(main, wf) {
-  fill(main, h('h1', {}, `Run ${wf}`), h('p.muted', {}, 'Loading…'));
   const canWrite = scopes().has('artifacts:write');
+  // The upload area is built once; the listing below it is redrawn after
+  // each upload (the progress rows stay).
+  const listing = h('div.listing', {}, h('p.muted', {}, 'Loading…'));
+  fill(main, h('h1', {}, `Run ${wf}`), canWrite ? dropZone(wf, () => drawListing(listing, wf, canWrite)) : null, listing);
+  await drawListing(listing, wf, canWrite);
+}
+
+async function drawListing(listing, wf, canWrite) {
   const { artifacts, complete } = await listAll(`/v1/workflows/${encodeURIComponent(wf)}/artifacts`, { limit: 1000 });
   const total = artifacts.reduce((n, a) => n + Number(a.size || 0), 0);
 
@@ -79,12 +86,10 @@ export async function runView(main, wf) {
     : h('div.empty', {}, h('p', {}, 'No artifacts in this run yet.'),
       canWrite ? h('p.muted', {}, 'Drop files on the upload area to add some.') : null);
 
-  fill(main,
-    h('h1', {}, `Run ${wf}`),
+  fill(listing,
     h('p.summary', {}, `${artifacts.length} artifact${artifacts.length === 1 ? '' : 's'}, ${size(total)}`,
       complete ? '' : ' (first 50 pages only)'),
     h('div.toolbar', {}, downloadAll),
-    canWrite ? dropZone(wf, () => runView(main, wf)) : null,
     h('div.split', {}, h('section.tree-wrap', { 'aria-label': 'Artifacts by path' }, body), detail));
 }
 
@@ -110,8 +115,7 @@ function dropZone(wf, refresh) {
       }
     }
     if (ok) {
-      say(`Uploaded ${ok} file${ok === 1 ? '' : 's'}.`);
-      await refresh();
+      await attempt('Refreshing the run', refresh);
       say(`Uploaded ${ok} file${ok === 1 ? '' : 's'}.`);
     }
   };
