@@ -516,15 +516,28 @@ test('5. drag-and-drop upload of 6 MiB shows progress and the new version appear
     dt.items.add(new File([u8], 'big-6mib.bin', { type: 'application/octet-stream' }));
     return dt;
   }, bytes.toString('base64'));
+  // Loopback is too fast to see a bar move: upload at 8 MiB/s (Chromium's
+  // own network emulation), so the 6 MiB take most of a second.
+  const cdp = await main.context.newCDPSession(p);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', {
+    offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: 8 * MiB,
+  });
   await p.locator('.dropzone').dispatchEvent('dragover', { dataTransfer: transfer });
   await p.locator('.dropzone').dispatchEvent('drop', { dataTransfer: transfer });
   await p.locator('li.upload').waitFor();
   await p.locator('li.upload.ok, li.upload.failed').waitFor({ timeout: 90_000 });
   assert.equal(await p.locator('li.upload .note').innerText(), 'done');
+  await cdp.send('Network.emulateNetworkConditions', {
+    offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1,
+  });
+  await cdp.detach();
   const progress = await p.evaluate(() => window.__progress);
   console.log(`progress values seen: ${JSON.stringify(progress)}`);
   assert.equal(progress[0], 0, 'the bar starts at 0');
   assert.equal(progress.at(-1), 100, 'the bar ends at 100');
+  assert.ok(progress.some((v) => v > 0 && v < 100), `the bar moved in between: ${progress}`);
+  for (let i = 1; i < progress.length; i += 1) assert.ok(progress[i] >= progress[i - 1], `never backwards: ${progress}`);
   const row = p.locator('li.file[data-path="uploads/big-6mib.bin"]');
   await row.waitFor();
   assert.match(await row.innerText(), /6\.0 MiB/);
