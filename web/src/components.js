@@ -60,7 +60,7 @@ export async function versionsTable(artifact, previewArea) {
       h('td', {}, when(v.createdAt)),
       h('td', {}, v.createdBy),
       h('td.mono', { title: v.sha256 }, `${v.sha256.slice(0, 12)}…`),
-      h('td.actions', {},
+      h('td.row-actions', {},
         h('button', { type: 'button', onclick: () => downloadVersion(artifact, v.version) }, `Download v${v.version}`),
         previewable({ ...artifact, contentType: v.contentType }, v.size) && previewArea
           ? h('button', { type: 'button', onclick: () => showPreview(previewArea, artifact, v.version, v.size) }, `Preview v${v.version}`)
