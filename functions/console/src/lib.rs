@@ -263,6 +263,58 @@ mod tests {
         assert!(injected.is_err());
     }
 
+    async fn get(method: &str, path: &str) -> Response<Body> {
+        let req = lambda_http::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::Empty)
+            .unwrap();
+        handler(&Console::new(&[]), req).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_app_its_files_and_nothing_else() {
+        let index = get("GET", "/").await;
+        assert_eq!(index.status(), 200);
+        assert_eq!(index.headers()["cache-control"], NO_CACHE);
+        let Body::Text(html) = index.body() else {
+            panic!("index.html as text")
+        };
+        // The app's own routes get the app; files that are not there do not.
+        for path in [
+            "/console/library",
+            "/console/runs/wf-1",
+            "/console/artifacts/abc",
+        ] {
+            let response = get("GET", path).await;
+            assert_eq!(response.status(), 200, "{path}");
+            assert!(
+                matches!(response.body(), Body::Text(t) if t == html),
+                "{path}"
+            );
+        }
+        for path in [
+            "/console/assets/nope.js",
+            "/console/robots.txt",
+            "/console/a/b.css",
+        ] {
+            let response = get("GET", path).await;
+            assert_eq!(response.status(), 404, "{path}");
+            assert_eq!(response.headers()["x-frame-options"], "DENY", "{path}");
+        }
+        let hashed = assets::ASSETS
+            .iter()
+            .find(|(n, _)| n.starts_with(HASHED_DIR))
+            .map(|(n, _)| *n)
+            .expect("a hashed file in the build");
+        let response = get("GET", &format!("/console/{hashed}")).await;
+        assert_eq!(response.headers()["cache-control"], IMMUTABLE);
+        // Another method on a console path is 405 with Allow, never the app.
+        let post = get("POST", "/console/library").await;
+        assert_eq!(post.status(), 405);
+        assert_eq!(post.headers()["allow"], "GET");
+    }
+
     #[test]
     fn types() {
         assert_eq!(content_type("index.html"), "text/html; charset=utf-8");
