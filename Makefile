@@ -22,18 +22,33 @@ SUB ?= dev-user
 SCOPES ?= artifacts:read artifacts:write
 TTL ?= 12h
 
-.PHONY: help venv dev token test soak bench fmt lint emulator-start emulator-stop clean-dev
+.PHONY: help venv console dev token test soak bench fmt lint emulator-start emulator-stop clean-dev
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-venv: $(STAMP) ## create/update the tools venv (.venv) from requirements-dev.txt, and system tools (unzip, bsdtar)
+venv: $(STAMP) ## create/update the tools venv (.venv) from requirements-dev.txt, system tools (unzip, bsdtar, node, chromium), the console
 	@bash scripts/system-deps.sh
+	@$(MAKE) console
 
 # Reinstalls only when requirements-dev.txt changes (or the venv is gone).
 $(STAMP): requirements-dev.txt
 	@test -x $(VENV)/bin/python || $(PYTHON3) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+# The web console's front end (SPEC §17): web/ built by Vite into web/dist,
+# which functions/console embeds at compile time (its build.rs fails with a
+# pointer here when dist/ is missing). `npm ci` installs exactly the
+# lockfile; both steps rerun only when their inputs change.
+WEB_SOURCES := $(shell find web/src -type f 2>/dev/null) web/index.html web/vite.config.js
+console: web/dist/index.html ## build the console's front end (npm ci && npm run build in web/)
+
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+
+web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SOURCES)
+	cd web && npm run --silent build
 	@touch $@
 
 dev: venv ## run the API on http://127.0.0.1:9000 against the emulator (writes .dev/env)

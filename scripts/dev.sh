@@ -107,6 +107,11 @@ cat >&2 <<EOF
   API:          $api/v1/...  (the local API Gateway; log: $dev_dir/gateway.log)
                 The first request to a function waits for cargo lambda to build it.
 
+  Console:      $api/#token=$token
+                (the web console, signed in as below; the token rides in the
+                fragment, which never reaches a server, and the console moves
+                it to sessionStorage and out of the address bar at once)
+
   Dev token (org acme, sub dev-user, read+write, 12 h; more with \`make token\`):
 
 export TOKEN=$token

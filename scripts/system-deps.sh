@@ -2,12 +2,15 @@
 # System packages the tests need beyond Rust and the Python venv:
 #   unzip             Info-ZIP `unzip`, one of the extractors bundles are checked with
 #   libarchive-tools  `bsdtar`, another
+#   nodejs, npm       build the console's front end (web/, `make console`)
+#   chromium, chromium-driver  the console's browser tests (Playwright drives
+#                     Debian's Chromium at /usr/bin/chromium; no browser download)
 # Installs only what is missing, with one `apt-get update` first; does nothing
 # (quietly) when every tool is already there. Called by `make venv`.
 set -euo pipefail
 
 # tool:package
-needed=(unzip:unzip bsdtar:libarchive-tools)
+needed=(unzip:unzip bsdtar:libarchive-tools node:nodejs npm:npm chromium:chromium chromedriver:chromium-driver)
 
 missing=()
 for pair in "${needed[@]}"; do
@@ -18,7 +21,7 @@ done
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "system-deps: please install ${missing[*]} (needed by the bundle tests); no apt-get here" >&2
+  echo "system-deps: please install ${missing[*]} (needed by the tests and the console build); no apt-get here" >&2
   exit 1
 fi
 sudo=()

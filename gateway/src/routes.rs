@@ -264,7 +264,10 @@ mod tests {
             .filter(|r| !r.authorized)
             .map(Route::key)
             .collect();
-        assert_eq!(public, vec!["GET /v1/links/{token}"]);
+        assert_eq!(
+            public,
+            vec!["GET /v1/links/{token}", "GET /", "GET /console/{proxy+}"]
+        );
     }
 
     #[test]
@@ -293,6 +296,14 @@ mod tests {
             "artifacts-presign"
         );
         assert_eq!(found("GET", "/v1/artifacts").unwrap().0, "artifacts-list");
+        // The console: its app at / and its files under /console/.
+        assert_eq!(found("GET", "/").unwrap().0, "artifacts-console");
+        let (f, _, params) = found("GET", "/console/assets/index-1a2b.js").unwrap();
+        assert_eq!(f, "artifacts-console");
+        assert_eq!(
+            params,
+            vec![("proxy".into(), "assets/index-1a2b.js".into())]
+        );
         // No route: another method, a trailing slash, a missing or extra segment.
         for (method, path) in [
             ("DELETE", "/v1/artifacts/x"),
@@ -302,7 +313,8 @@ mod tests {
             ("GET", "/v1/artifacts/x/"),
             ("GET", "/v1/artifacts//versions"),
             ("GET", "/v1/artifacts/x/versions/y"),
-            ("GET", "/"),
+            ("POST", "/"),
+            ("GET", "/console"),
             ("GET", "v1/artifacts"),
         ] {
             assert!(found(method, path).is_none(), "{method} {path}");

@@ -66,9 +66,22 @@ impl InProcess {
             "artifacts-list" => respond(request, |r| artifacts_list::handler(store, r)).await,
             "artifacts-bundle" => respond(request, |r| artifacts_bundle::handler(store, r)).await,
             "artifacts-presign" => respond(request, |r| artifacts_presign::handler(store, r)).await,
+            "artifacts-console" => {
+                let console = console();
+                respond(request, |r| artifacts_console::handler(&console, r)).await
+            }
             other => Err(format!("no function {other}").into()),
         }
     }
+}
+
+/// The console as its `main` builds it, its object store the emulator.
+fn console() -> artifacts_console::Console {
+    let endpoint = crate::endpoint();
+    artifacts_console::Console::from_lookup(|name| {
+        (name == "AWS_ENDPOINT_URL").then(|| endpoint.to_owned())
+    })
+    .unwrap_or_else(|_| artifacts_console::Console::new(&[]))
 }
 
 /// One invocation exactly as the functions' `main` runs it
@@ -118,7 +131,23 @@ impl Edge {
     /// A fresh environment (functions in their deployed auth mode) behind a
     /// gateway with the routes of `infra/template.yaml`.
     pub async fn start() -> Self {
-        let env = Arc::new(TestEnv::new().await);
+        Self::serve(Arc::new(TestEnv::new().await), "127.0.0.1:0").await
+    }
+
+    /// As [`Edge::start`], with `ARTIFACTS_PUBLIC_BASE_URL` naming this very
+    /// listener, so the links it hands out open here (browser tests). The
+    /// port is picked free just before the gateway binds it.
+    pub async fn start_public() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let base = format!("http://127.0.0.1:{port}");
+        let env = TestEnv::with_config(|c| c.public_base_url = Some(base)).await;
+        Self::serve(Arc::new(env), &format!("127.0.0.1:{port}")).await
+    }
+
+    async fn serve(env: Arc<TestEnv>, addr: &str) -> Self {
         let yaml = std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml"),
         )
@@ -131,7 +160,7 @@ impl Edge {
             stage: Stage::default(),
         });
         let (addr, task) = gateway
-            .serve("127.0.0.1:0".parse().expect("loopback"))
+            .serve(addr.parse().expect("loopback"))
             .await
             .expect("bind the gateway");
         Edge {

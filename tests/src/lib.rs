@@ -19,8 +19,8 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use aws_sdk_s3::types::{
-    BucketVersioningStatus, EventBridgeConfiguration, NotificationConfiguration,
-    VersioningConfiguration,
+    BucketVersioningStatus, CorsConfiguration, CorsRule, EventBridgeConfiguration,
+    NotificationConfiguration, VersioningConfiguration,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use base64::Engine;
@@ -168,6 +168,30 @@ pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxErro
             VersioningConfiguration::builder()
                 .status(BucketVersioningStatus::Enabled)
                 .build(),
+        )
+        .send()
+        .await?;
+
+    // The template's CorsConfiguration: the console (SPEC §17) PUTs
+    // presigned uploads and follows 303s to presigned GETs from its origin.
+    s3.put_bucket_cors()
+        .bucket(&resource)
+        .cors_configuration(
+            CorsConfiguration::builder()
+                .cors_rules(
+                    CorsRule::builder()
+                        .set_allowed_methods(Some(vec!["GET".into(), "PUT".into(), "HEAD".into()]))
+                        .allowed_origins("*")
+                        .allowed_headers("*")
+                        .set_expose_headers(Some(vec![
+                            "ETag".into(),
+                            "Content-Length".into(),
+                            "Content-Disposition".into(),
+                        ]))
+                        .max_age_seconds(3600)
+                        .build()?,
+                )
+                .build()?,
         )
         .send()
         .await?;
