@@ -116,6 +116,7 @@ async fn use_at(store: &Store, token: &str, now: i64) -> Response<Body> {
                 &open.claims.org,
                 &open.artifact,
                 &open.record,
+                artifacts::audit::Actor::LinkId(open.claims.link_id.clone()),
             )
             .await
         })
