@@ -353,7 +353,10 @@ impl Record {
             ("time".to_owned(), s(&self.time)),
             ("action".to_owned(), s(self.action.as_str())),
             ("outcome".to_owned(), s(&self.outcome)),
-            ("expiresAt".to_owned(), AttributeValue::N(expires.to_string())),
+            (
+                "expiresAt".to_owned(),
+                AttributeValue::N(expires.to_string()),
+            ),
         ]);
         let kind = match (self.action.is_change(), self.status) {
             (true, None) => "change",
@@ -512,9 +515,10 @@ impl AuditQuery {
         for (name, value) in params {
             match name {
                 "action" => {
-                    q.action = Some(Action::parse(value).ok_or_else(|| {
-                        Error::bad_request("action", "is not an audit action")
-                    })?)
+                    q.action =
+                        Some(Action::parse(value).ok_or_else(|| {
+                            Error::bad_request("action", "is not an audit action")
+                        })?)
                 }
                 "subject" => {
                     if value.is_empty() || value.len() > 256 {
@@ -598,15 +602,20 @@ impl Plan {
     fn owns(&self, key: &CursorKey) -> bool {
         let partition = match &self.artifact_id {
             Some(id) => key.pk == record_pk(&self.org, Some(id)),
-            None => {
-                key.pk
-                    .strip_prefix(&format!("{}#AU#", self.org))
-                    .is_some_and(|rest| !rest.contains('#'))
-            }
+            None => key
+                .pk
+                .strip_prefix(&format!("{}#AU#", self.org))
+                .is_some_and(|rest| !rest.contains('#')),
         };
         partition
-            && self.lo.as_ref().is_none_or(|lo| key.sk.as_str() >= lo.as_str())
-            && self.hi.as_ref().is_none_or(|hi| key.sk.as_str() < hi.as_str())
+            && self
+                .lo
+                .as_ref()
+                .is_none_or(|lo| key.sk.as_str() >= lo.as_str())
+            && self
+                .hi
+                .as_ref()
+                .is_none_or(|hi| key.sk.as_str() < hi.as_str())
     }
 }
 
@@ -816,10 +825,8 @@ impl Store {
             .map(|c| Cursor::decode(c, plan))
             .transpose()?
             .map(|c| {
-                let mut key = HashMap::from([
-                    ("pk".to_owned(), s(&c.k.pk)),
-                    ("sk".to_owned(), s(&c.k.sk)),
-                ]);
+                let mut key =
+                    HashMap::from([("pk".to_owned(), s(&c.k.pk)), ("sk".to_owned(), s(&c.k.sk))]);
                 if plan.artifact_id.is_none() {
                     key.insert("gsi4pk".into(), s(org_pk(&plan.org)));
                     key.insert("gsi4sk".into(), s(&c.k.sk));
@@ -862,7 +869,11 @@ impl Store {
         let mut more = false;
         for _ in 0..MAX_ROUNDS {
             let want = q.limit - records.len();
-            let ask = if filtered { (want * 4).clamp(100, 1000) } else { want };
+            let ask = if filtered {
+                (want * 4).clamp(100, 1000)
+            } else {
+                want
+            };
             let mut query = self
                 .metadata
                 .client()
@@ -884,7 +895,10 @@ impl Store {
                     query = query.expression_attribute_names("#action", "action");
                 }
             }
-            let out = query.send().await.map_err(|e| Error::upstream("dynamodb", e))?;
+            let out = query
+                .send()
+                .await
+                .map_err(|e| Error::upstream("dynamodb", e))?;
             let items = out.items.unwrap_or_default();
             let n = items.len();
             for (i, item) in items.iter().enumerate() {

@@ -213,7 +213,7 @@ impl Store {
             &new.origin,
         )
         .await?
-            .ok_or_else(|| Error::upstream("store", "a direct upload has no upload session"))
+        .ok_or_else(|| Error::upstream("store", "a direct upload has no upload session"))
     }
 
     /// The one way a version is added: read the current state, seal the

@@ -448,7 +448,13 @@ async fn link_redirects_expire_with_the_link() {
     // A long link: the short bound.
     let long = env
         .store
-        .create_link(&me, &id, new(7 * 24 * 3600), links::now(), &Default::default())
+        .create_link(
+            &me,
+            &id,
+            new(7 * 24 * 3600),
+            links::now(),
+            &Default::default(),
+        )
         .await
         .unwrap();
     let r = download(&env, Call::link(&long.token)).await;
@@ -530,7 +536,13 @@ async fn replayed_expired_tokens_write_once_a_minute_and_are_rate_limited() {
         .unwrap();
     let live = env
         .store
-        .create_link(&me, &id, NewLink::default(), links::now(), &Default::default())
+        .create_link(
+            &me,
+            &id,
+            NewLink::default(),
+            links::now(),
+            &Default::default(),
+        )
         .await
         .unwrap();
     let before = verifies.0.load(Ordering::SeqCst);

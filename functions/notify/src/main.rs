@@ -4,5 +4,8 @@ use lambda_runtime::{Error, run, service_fn};
 async fn main() -> Result<(), Error> {
     artifacts::telemetry::init();
     let notify = artifacts_notify::Notify::from_env().await;
-    run(service_fn(|event| artifacts_notify::handler(&notify, event))).await
+    run(service_fn(|event| {
+        artifacts_notify::handler(&notify, event)
+    }))
+    .await
 }

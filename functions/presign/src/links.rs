@@ -78,7 +78,13 @@ pub(crate) async fn revoke(
         .await
     {
         store
-            .record_refusal(principal, &origin, Action::LinkRevoked, Subject::default(), &e)
+            .record_refusal(
+                principal,
+                &origin,
+                Action::LinkRevoked,
+                Subject::default(),
+                &e,
+            )
             .await;
         return Err(e);
     }
