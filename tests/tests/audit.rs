@@ -860,3 +860,62 @@ async fn a_download_costs_one_put_item_and_little_time() {
     );
     drop(counter);
 }
+
+// ---------------------------------------------------------------------------
+// Must show 3, as far as main has it: purge (issue 12) is not on main yet, so
+// the artifact's items are removed here the way purge removes them (every
+// item of `{org}#A#{artifactId}`); its history stays readable by id.
+
+#[tokio::test]
+async fn the_history_outlives_the_artifact_items() {
+    let env = TestEnv::new().await;
+    let alice = admin("acme");
+    let v1 = put(&env, &alice, "gone.txt", b"soon gone").await;
+    let id = v1["artifact"]["artifactId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        download(&env, Call::download(&id).by(&alice))
+            .await
+            .status(),
+        200
+    );
+
+    let ddb = env.dynamodb();
+    let items = ddb
+        .query()
+        .table_name(&env.resources.table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(artifacts::metadata::artifact_pk(
+                "acme", &id,
+            )),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(items.count() >= 2);
+    for item in items.items() {
+        ddb.delete_item()
+            .table_name(&env.resources.table)
+            .key("pk", item["pk"].clone())
+            .key("sk", item["sk"].clone())
+            .send()
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        versions(&env, Call::artifact(&id).by(&alice))
+            .await
+            .status(),
+        404
+    );
+    let actions: Vec<_> = history(&env, &alice, &id)
+        .await
+        .iter()
+        .map(|r| r["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(actions, ["artifact.downloaded", "version.created"]);
+    // Still nobody else's: another org's request is the plain 404.
+    let r = versions(&env, Call::artifact_audit(&id).by(&admin("globex"))).await;
+    assert_eq!(r.status(), 404);
+}
