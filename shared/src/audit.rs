@@ -748,6 +748,22 @@ impl Store {
             Error::Gone(_) => StatusCode::GONE,
             _ => return,
         };
+        self.record_refused(principal, origin, action, subject, status.as_u16())
+            .await;
+    }
+
+    /// Record a refused attempt answered with `status` (best effort), for
+    /// refusals no error variant tells apart — a legal hold's 409 (issue
+    /// 12) is a [`Error::Conflict`] like an `If-Match` mismatch, which is
+    /// not recorded.
+    pub async fn record_refused(
+        &self,
+        principal: &Principal,
+        origin: &Origin,
+        action: Action,
+        subject: Subject,
+        status: u16,
+    ) {
         // Only well-formed ids name a partition; anything else is recorded without.
         let subject = Subject {
             artifact_id: subject
@@ -764,7 +780,7 @@ impl Store {
             subject,
             origin,
         )
-        .refused(status.as_u16());
+        .refused(status);
         if let Err(e) = self.record_reads(&principal.org, &[record]).await {
             tracing::warn!(error = %e, "could not record a refused attempt");
         }
