@@ -41,6 +41,8 @@ pub struct Config {
     pub inline_max_bytes: usize,
     pub direct_max_bytes: u64,
     pub auth: AuthMode,
+    /// `ARTIFACTS_AUDIT_DAYS` (default 400): audit records expire by TTL after this.
+    pub audit_days: u64,
 }
 
 /// A configuration problem, naming the variable.
@@ -121,7 +123,24 @@ impl Config {
                 DIRECT_MAX_LIMIT,
             )?,
             auth,
+            audit_days: days(
+                "ARTIFACTS_AUDIT_DAYS",
+                get("ARTIFACTS_AUDIT_DAYS"),
+                crate::audit::DEFAULT_AUDIT_DAYS,
+            )?,
         })
+    }
+}
+
+/// A whole number of days, at least 1 and at most 100 years.
+fn days(var: &'static str, value: Option<String>, default: u64) -> Result<u64, ConfigError> {
+    match value.map(|v| v.trim().parse::<u64>()) {
+        None => Ok(default),
+        Some(Ok(n)) if (1..=36_500).contains(&n) => Ok(n),
+        Some(_) => Err(ConfigError {
+            var,
+            reason: "must be a whole number of days from 1 to 36500".into(),
+        }),
     }
 }
 

@@ -7,7 +7,7 @@
 //! Layers point one way:
 //! - capabilities, each with its own `impl Store` block: [`store`] (the
 //!   front door: construction and the version commit), [`uploads`],
-//!   [`listing`], [`links`], [`delivery`], [`bundle`], [`reader`], [`sweep`];
+//!   [`listing`], [`links`], [`audit`], [`delivery`], [`bundle`], [`reader`], [`sweep`];
 //! - adapters, which never import a capability: [`metadata`] (DynamoDB),
 //!   [`content`] (S3, including the `deliveries/` copies), [`envelope`] (KMS
 //!   data keys), [`link_key`] (the KMS HMAC key and the link token codec),
@@ -15,6 +15,7 @@
 //! - the core they all use: [`model`], [`crypto`], [`zip`], [`auth`],
 //!   [`http`], [`error`], [`config`].
 
+pub mod audit;
 pub mod auth;
 pub mod bundle;
 pub mod config;

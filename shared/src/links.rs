@@ -55,11 +55,13 @@ use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use lambda_http::http::{HeaderValue, header};
 use lambda_http::{Body, Response};
 use serde::Serialize;
 
+use crate::audit::{Action, Actor, Origin, Record, Subject};
 use crate::auth::{Principal, Scope};
 use crate::config::{Config, ConfigError};
 use crate::error::{Error, Result};
@@ -206,6 +208,7 @@ impl Store {
         artifact_id: &str,
         new: NewLink,
         now: i64,
+        origin: &Origin,
     ) -> Result<CreatedLink> {
         principal.require(Scope::Read)?;
         let expires_in = expires_in(new.expires_in)?;
@@ -223,13 +226,21 @@ impl Store {
         }
         let claims = LinkClaims {
             org: org.to_owned(),
-            artifact_id: artifact.artifact_id,
+            artifact_id: artifact.artifact_id.clone(),
             link_id: uuid::Uuid::new_v4().simple().to_string(),
             version,
             expires_at: now + expires_in,
         };
         let token = self.link_key.sign(&claims).await?;
-        self.put_link(&claims, &principal.subject, now).await?;
+        let mut record = Record::new(
+            Action::LinkCreated,
+            Actor::Sub(principal.subject.clone()),
+            Subject::artifact(&artifact, Some(version)),
+            origin,
+        );
+        record.link_id = Some(claims.link_id.clone());
+        self.put_link(&claims, &principal.subject, now, &record)
+            .await?;
         Ok(CreatedLink {
             token,
             link_id: claims.link_id,
@@ -288,7 +299,13 @@ impl Store {
 
     /// `DELETE /v1/links/{linkId}`: the link fails from the next use on.
     /// Revoking a revoked link again is fine; another org's link is 404.
-    pub async fn revoke_link(&self, principal: &Principal, link_id: &str, now: i64) -> Result<()> {
+    pub async fn revoke_link(
+        &self,
+        principal: &Principal,
+        link_id: &str,
+        now: i64,
+        origin: &Origin,
+    ) -> Result<()> {
         principal.require(Scope::Write)?;
         if !is_id(link_id) {
             return Err(Error::NotFound("link"));
@@ -303,10 +320,7 @@ impl Store {
         if !is_id(&artifact_id) {
             return Err(malformed("artifactId"));
         }
-        let updated = self
-            .metadata
-            .client()
-            .update_item()
+        let revoke = Update::builder()
             .table_name(self.metadata.table())
             .key("pk", s(artifact_pk(org, &artifact_id)))
             .key("sk", s(link_sk(link_id)))
@@ -317,13 +331,40 @@ impl Store {
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":at", s(rfc3339(now)))
             .expression_attribute_values(":by", s(&principal.subject))
+            .build()
+            .map_err(|e| Error::upstream("dynamodb", e))?;
+        let mut record = Record::new(
+            Action::LinkRevoked,
+            Actor::Sub(principal.subject.clone()),
+            Subject {
+                artifact_id: Some(artifact_id.clone()),
+                ..Subject::default()
+            },
+            origin,
+        );
+        record.link_id = Some(link_id.to_owned());
+        // The revocation and its audit record, together or not at all.
+        let updated = self
+            .metadata
+            .client()
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(revoke).build())
+            .transact_items(self.audit_item(org, &record)?)
             .send()
             .await;
         match updated {
             Ok(_) => Ok(()),
             Err(e)
                 if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+                    .and_then(|se| match se {
+                        TransactWriteItemsError::TransactionCanceledException(c) => Some(c),
+                        _ => None,
+                    })
+                    .is_some_and(|c| {
+                        c.cancellation_reasons()
+                            .first()
+                            .is_some_and(|r| r.code() == Some("ConditionalCheckFailed"))
+                    }) =>
             {
                 Err(Error::NotFound("link"))
             }
@@ -524,8 +565,14 @@ impl Store {
         Ok(out.item.is_some())
     }
 
-    /// The link item and its id pointer, together or not at all.
-    async fn put_link(&self, claims: &LinkClaims, created_by: &str, now: i64) -> Result<()> {
+    /// The link item, its id pointer and the audit record, together or not at all.
+    async fn put_link(
+        &self,
+        claims: &LinkClaims,
+        created_by: &str,
+        now: i64,
+        record: &Record,
+    ) -> Result<()> {
         let org = claims.org.as_str();
         let link = HashMap::from([
             ("pk".into(), s(artifact_pk(org, &claims.artifact_id))),
@@ -562,6 +609,7 @@ impl Store {
             .transact_write_items()
             .transact_items(put(link)?)
             .transact_items(put(pointer)?)
+            .transact_items(self.audit_item(org, record)?)
             .send()
             .await
             .map_err(|e| Error::upstream("dynamodb", e))?;

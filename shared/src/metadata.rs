@@ -310,7 +310,7 @@ impl Metadata {
     /// the artifact's new state, provided the artifact is still at
     /// `expected_latest` (0: does not exist yet), together with `also` (an
     /// upload session's completion, whose condition makes ingest exactly
-    /// once). Creating the artifact also claims the names of `path` in its
+    /// once; the change's audit record). Creating the artifact also claims the names of `path` in its
     /// workflow (see the module doc). Another writer having got there first,
     /// or `also`'s condition failing, is [`Error::Conflict`]; a name held by a
     /// clashing path is [`Error::PathClash`]; nothing is written then.
@@ -321,7 +321,7 @@ impl Metadata {
         path: &ArtifactPath,
         record: &VersionRecord,
         expected_latest: u64,
-        also: Option<TransactWriteItem>,
+        also: Vec<TransactWriteItem>,
     ) -> Result<()> {
         let version_item = version_item(org, &artifact.artifact_id, record);
         let [by_id, by_path] = artifact_items(org, artifact);
@@ -347,7 +347,7 @@ impl Metadata {
                     .map_err(|e| Error::upstream("dynamodb", e))?,
             )
             .build();
-        // Items 0-2 (and `also`, 3) decide races; the name claims follow.
+        // Items 0-2 (and `also`: 3, 4) decide races; the name claims follow.
         let mut items = vec![new_version, expect(by_id)?, expect(by_path)?];
         items.extend(also);
         let first_claim = items.len();

@@ -50,6 +50,8 @@ pub struct NewVersion {
     pub expected_sha256: Option<String>,
     pub condition: WriteCondition,
     pub body: Vec<u8>,
+    /// Where the request came from, for its audit record.
+    pub origin: crate::audit::Origin,
 }
 
 /// Content sealed for one artifact id, ready to be committed as a version.
@@ -202,9 +204,16 @@ impl Store {
             bytes: &new.body,
             sha256,
         };
-        self.commit(&principal.org, &principal.subject, &spec, &payload, None)
-            .await?
-            .ok_or_else(|| Error::upstream("store", "a direct upload has no upload session"))
+        self.commit(
+            &principal.org,
+            &principal.subject,
+            &spec,
+            &payload,
+            None,
+            &new.origin,
+        )
+        .await?
+        .ok_or_else(|| Error::upstream("store", "a direct upload has no upload session"))
     }
 
     /// The one way a version is added: read the current state, seal the
@@ -228,6 +237,7 @@ impl Store {
         spec: &VersionSpec,
         payload: &Payload<'_>,
         upload: Option<&str>,
+        origin: &crate::audit::Origin,
     ) -> Result<Option<(Artifact, Version)>> {
         let path = spec.path.as_str();
         let mut sealed: Option<Sealed> = None;
@@ -322,12 +332,24 @@ impl Store {
                 wrapped_key: ready.wrapped_key.clone(),
                 location: ready.location.clone(),
             };
-            let completes = upload
+            let mut also: Vec<_> = upload
                 .map(|id| self.upload_completion(org, id, &artifact, version.version))
-                .transpose()?;
+                .transpose()?
+                .into_iter()
+                .collect();
+            // No version without its audit record (SPEC §13).
+            also.push(self.audit_item(
+                org,
+                &crate::audit::Record::new(
+                    crate::audit::Action::VersionCreated,
+                    crate::audit::Actor::Sub(author.to_owned()),
+                    crate::audit::Subject::artifact(&artifact, Some(version.version)),
+                    origin,
+                ),
+            )?);
             match self
                 .metadata
-                .commit_version(org, &artifact, &spec.path, &record, latest, completes)
+                .commit_version(org, &artifact, &spec.path, &record, latest, also)
                 .await
             {
                 Ok(()) => return Ok(Some((artifact, version))),

@@ -330,7 +330,15 @@ impl Store {
             sha256: session.sha256.as_deref(),
         };
         match self
-            .commit(&org, &session.created_by, &spec, &payload, Some(&upload_id))
+            .commit(
+                &org,
+                &session.created_by,
+                &spec,
+                &payload,
+                Some(&upload_id),
+                // No HTTP request: the record names the upload's creator.
+                &crate::audit::Origin::default(),
+            )
             .await
         {
             Ok(Some((artifact, version))) => {

@@ -158,6 +158,14 @@ pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxErro
             .await?;
     }
 
+    ensure_index(
+        &ddb,
+        &resource,
+        artifacts::audit::AUDIT_INDEX,
+        ("gsi4pk", "gsi4sk"),
+    )
+    .await?;
+
     let s3 = s3_client(sdk);
     if s3.head_bucket().bucket(&resource).send().await.is_err() {
         s3.create_bucket().bucket(&resource).send().await?;
@@ -221,6 +229,62 @@ pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxErro
         ingest_queue_url,
         ingest_dlq_url,
     })
+}
+
+/// Add the index `name` (string keys, all attributes) to the table unless
+/// it has it: how indexes added after the first one reach new tables and
+/// tables provisioned earlier (make dev) alike.
+async fn ensure_index(
+    ddb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    name: &str,
+    (hash, range): (&str, &str),
+) -> Result<(), BoxError> {
+    let described = ddb.describe_table().table_name(table).send().await?;
+    let has = described
+        .table()
+        .map(|t| t.global_secondary_indexes())
+        .unwrap_or_default()
+        .iter()
+        .any(|i| i.index_name() == Some(name));
+    if has {
+        return Ok(());
+    }
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+    };
+    let key = |n: &str, kind| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(kind)
+            .build()
+    };
+    ddb.update_table()
+        .table_name(table)
+        .attribute_definitions(attr(hash)?)
+        .attribute_definitions(attr(range)?)
+        .global_secondary_index_updates(
+            GlobalSecondaryIndexUpdate::builder()
+                .create(
+                    CreateGlobalSecondaryIndexAction::builder()
+                        .index_name(name)
+                        .key_schema(key(hash, KeyType::Hash)?)
+                        .key_schema(key(range, KeyType::Range)?)
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::All)
+                                .build(),
+                        )
+                        .build()?,
+                )
+                .build(),
+        )
+        .send()
+        .await?;
+    Ok(())
 }
 
 /// Upload events the way the deployed stack delivers them (SPEC §19,
@@ -625,6 +689,21 @@ impl Call {
             &format!("/v1/artifacts/{artifact_id}"),
         )
         .path_param("artifactId", artifact_id)
+    }
+
+    /// `GET /v1/artifacts/{artifactId}/audit`
+    pub fn artifact_audit(artifact_id: &str) -> Self {
+        Self::new(
+            "GET",
+            "/v1/artifacts/{artifactId}/audit",
+            &format!("/v1/artifacts/{artifact_id}/audit"),
+        )
+        .path_param("artifactId", artifact_id)
+    }
+
+    /// `GET /v1/audit`
+    pub fn org_audit() -> Self {
+        Self::new("GET", "/v1/audit", "/v1/audit")
     }
 
     /// `GET /v1/artifacts/{artifactId}/versions`

@@ -435,7 +435,7 @@ async fn link_redirects_expire_with_the_link() {
     // Made 30 s ago for 60 s: 30 s left.
     let short = env
         .store
-        .create_link(&me, &id, new(60), links::now() - 30)
+        .create_link(&me, &id, new(60), links::now() - 30, &Default::default())
         .await
         .unwrap();
     let r = download(&env, Call::link(&short.token)).await;
@@ -448,7 +448,13 @@ async fn link_redirects_expire_with_the_link() {
     // A long link: the short bound.
     let long = env
         .store
-        .create_link(&me, &id, new(7 * 24 * 3600), links::now())
+        .create_link(
+            &me,
+            &id,
+            new(7 * 24 * 3600),
+            links::now(),
+            &Default::default(),
+        )
         .await
         .unwrap();
     let r = download(&env, Call::link(&long.token)).await;
@@ -525,12 +531,18 @@ async fn replayed_expired_tokens_write_once_a_minute_and_are_rate_limited() {
     // Expired a minute ago (and still validly signed).
     let expired = env
         .store
-        .create_link(&me, &id, new, links::now() - 120)
+        .create_link(&me, &id, new, links::now() - 120, &Default::default())
         .await
         .unwrap();
     let live = env
         .store
-        .create_link(&me, &id, NewLink::default(), links::now())
+        .create_link(
+            &me,
+            &id,
+            NewLink::default(),
+            links::now(),
+            &Default::default(),
+        )
         .await
         .unwrap();
     let before = verifies.0.load(Ordering::SeqCst);

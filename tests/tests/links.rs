@@ -116,6 +116,7 @@ async fn use_at(store: &Store, token: &str, now: i64) -> Response<Body> {
                 &open.claims.org,
                 &open.artifact,
                 &open.record,
+                artifacts::audit::Actor::LinkId(open.claims.link_id.clone()),
             )
             .await
         })
@@ -881,9 +882,19 @@ async fn verifying_a_link_costs_one_kms_call_and_one_dynamodb_read() {
         .filter(|(t, body)| t.ends_with(".GetItem") && body.contains("\"L#"))
         .count();
     assert_eq!(link_reads, 1, "exactly one read of the link item");
-    assert_eq!(count(&seen, ".PutItem"), 1, "the use record: {ops:?}");
+    // The use record, and the audit record written before the answer (SPEC §13).
+    assert_eq!(
+        count(&seen, ".PutItem"),
+        2,
+        "the use and audit records: {ops:?}"
+    );
+    let audit_puts = seen
+        .iter()
+        .filter(|(t, body)| t.ends_with(".PutItem") && body.contains("#AU#"))
+        .count();
+    assert_eq!(audit_puts, 1, "one audit record: {ops:?}");
     assert_eq!(count(&seen, ".UpdateItem"), 1, "the use count: {ops:?}");
-    assert_eq!(seen.len(), 7, "nothing else: {ops:?}");
+    assert_eq!(seen.len(), 8, "nothing else: {ops:?}");
 
     // For comparison, the authenticated download of the same version.
     let response = artifacts_download::handler(&store, Call::download(&id).by(&alice).request())
@@ -895,9 +906,11 @@ async fn verifying_a_link_costs_one_kms_call_and_one_dynamodb_read() {
         (
             count(&seen, ".GetItem"),
             count(&seen, ".Decrypt"),
+            count(&seen, ".PutItem"),
             seen.len()
         ),
-        (2, 1, 3),
+        // Its one write: the audit record (SPEC §13).
+        (2, 1, 1, 4),
         "{seen:?}"
     );
 

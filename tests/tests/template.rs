@@ -50,6 +50,9 @@ const SPEC_ROUTES: &[(&str, &str, &str)] = &[
     // SPEC §17: the console's app and files (SPEC spells the tail `{*path}`).
     ("GET", "/", "console"),
     ("GET", "/console/{proxy+}", "console"),
+    // SPEC §13: the audit trail.
+    ("GET", "/v1/artifacts/{artifactId}/audit", "versions"),
+    ("GET", "/v1/audit", "versions"),
 ];
 
 /// Routes whose function exists but does not serve them yet. The test fails
@@ -83,6 +86,9 @@ const SPEC_ENV: &[&str] = &[
     "ARTIFACTS_DIRECT_MAX_BYTES",
     "ARTIFACTS_AUTH_MODE",
     "ARTIFACTS_DEV_JWT_SECRET",
+    // SPEC §13.
+    "ARTIFACTS_AUDIT_DAYS",
+    "ARTIFACTS_EVENT_BUS",
 ];
 
 /// Read by the code, never deployed: local development only (SPEC §9).
@@ -381,13 +387,19 @@ fn partition_keys() -> BTreeMap<&'static str, String> {
         ("workflow", artifacts::metadata::workflow_pk("acme", "wf-1")),
         ("link", artifacts::links::link_pk("acme", id)),
         ("session", artifacts::uploads::session_pk("acme", id)),
+        ("audit", artifacts::audit::record_pk("acme", Some(id))),
     ])
 }
 
 /// (binary, DynamoDB write action, the partition kinds it may write). A
 /// write action not listed for a binary must not be granted at all.
 const TABLE_WRITES: &[(&str, &str, &[&str])] = &[
-    ("artifacts-upload", "PutItem", &["artifact", "workflow"]),
+    // "audit": the audit record of a change or a read (SPEC §13).
+    (
+        "artifacts-upload",
+        "PutItem",
+        &["artifact", "workflow", "audit"],
+    ),
     ("artifacts-upload", "UpdateItem", &["artifact", "workflow"]),
     (
         "artifacts-upload",
@@ -395,18 +407,18 @@ const TABLE_WRITES: &[(&str, &str, &[&str])] = &[
         &["artifact", "workflow"],
     ),
     // The public link route's role: a use record, a link's use counter.
-    ("artifacts-download", "PutItem", &["link"]),
+    ("artifacts-download", "PutItem", &["link", "audit"]),
     ("artifacts-download", "UpdateItem", &["artifact"]),
     (
         "artifacts-presign",
         "PutItem",
-        &["artifact", "link", "session"],
+        &["artifact", "link", "session", "audit"],
     ),
     ("artifacts-presign", "UpdateItem", &["artifact"]),
     (
         "artifacts-ingest",
         "PutItem",
-        &["artifact", "workflow", "session"],
+        &["artifact", "workflow", "session", "audit"],
     ),
     (
         "artifacts-ingest",
@@ -418,6 +430,10 @@ const TABLE_WRITES: &[(&str, &str, &[&str])] = &[
         "ConditionCheckItem",
         &["artifact", "workflow", "session"],
     ),
+    ("artifacts-bundle", "PutItem", &["audit"]),
+    ("artifacts-bundle", "BatchWriteItem", &["audit"]),
+    // Refused audit reads are recorded.
+    ("artifacts-versions", "PutItem", &["audit"]),
 ];
 
 #[test]

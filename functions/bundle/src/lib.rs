@@ -3,6 +3,7 @@
 //! directly up to `ARTIFACTS_DIRECT_MAX_BYTES`, else a 303 to a presigned
 //! copy in `deliveries/`.
 
+use artifacts::audit::{self, Action, Actor, Origin, Subject};
 use artifacts::auth::Scope;
 use artifacts::bundle::{self, Bundle, BundleRequest};
 use artifacts::http::{self, Route, header_str};
@@ -23,7 +24,17 @@ async fn bundle(store: &Store, req: &Request) -> Result<Response<Body>> {
     let principal = http::principal(&store.config.auth, req)?;
     tracing::Span::current().record("org", principal.org.as_str());
     // Scope before parameters: a caller who may not read learns nothing more.
-    principal.require(Scope::Read)?;
+    let origin = Origin::of(req);
+    if let Err(e) = principal.require(Scope::Read) {
+        let about = Subject {
+            workflow_id: Some(route.param("workflowId").to_owned()),
+            ..Subject::default()
+        };
+        store
+            .record_refusal(&principal, &origin, Action::Bundled, about, &e)
+            .await;
+        return Err(e);
+    }
     let params = req.query_string_parameters_ref();
     let request = BundleRequest::parse(
         route.param("workflowId"),
@@ -39,7 +50,20 @@ async fn bundle(store: &Store, req: &Request) -> Result<Response<Body>> {
             .body(Body::Empty)
             .map_err(|e| Error::upstream("http", e));
     }
-    let response = match store.bundle(&principal.org, &selection).await? {
+    let bundle = store.bundle(&principal.org, &selection).await?;
+    // Recorded before a byte (or the URL) is handed out (SPEC §13).
+    let records = audit::bundle_records(
+        &Actor::Sub(principal.subject.clone()),
+        &origin,
+        &selection.workflow_id,
+        &selection.digest,
+        selection
+            .entries
+            .iter()
+            .map(|e| (e.artifact_id.as_str(), e.path.as_str(), e.version)),
+    );
+    store.record_reads(&principal.org, &records).await?;
+    let response = match bundle {
         Bundle::Direct(bytes) => Response::builder()
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, bundle::CONTENT_TYPE)

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use artifacts::audit::{Action, Actor, Origin, Record, Subject};
 use artifacts::http::{self, Route, Routed, header_str};
 use artifacts::metadata::VersionRecord;
 use artifacts::model::Artifact;
@@ -35,7 +36,17 @@ async fn link(store: &Store, req: &Request, token: &str) -> Response<Body> {
     store
         .serve_link(token, links::now(), &request_id, |open| async move {
             let org = &open.claims.org;
-            serve_version_for(store, req, org, &open.artifact, &open.record, open.url_ttl).await
+            let actor = Actor::LinkId(open.claims.link_id.clone());
+            serve_version_for(
+                store,
+                req,
+                org,
+                &open.artifact,
+                &open.record,
+                open.url_ttl,
+                actor,
+            )
+            .await
         })
         .await
 }
@@ -46,8 +57,22 @@ async fn download(store: &Store, req: &Request, route: &Routed) -> Result<Respon
     tracing::Span::current().record("org", principal.org.as_str());
     let artifact_id = route.param("artifactId");
     let version = http::positive_param(req, "version", u64::from(u32::MAX))?;
-    let (artifact, record) = store.version(&principal, artifact_id, version).await?;
-    serve_version(store, req, &principal.org, &artifact, &record).await
+    let (artifact, record) = match store.version(&principal, artifact_id, version).await {
+        Ok(found) => found,
+        Err(e) => {
+            let about = Subject {
+                artifact_id: Some(artifact_id.to_owned()),
+                version,
+                ..Subject::default()
+            };
+            store
+                .record_refusal(&principal, &Origin::of(req), Action::Downloaded, about, &e)
+                .await;
+            return Err(e);
+        }
+    };
+    let actor = Actor::Sub(principal.subject.clone());
+    serve_version(store, req, &principal.org, &artifact, &record, actor).await
 }
 
 /// Answer a download of one version: conditionals, `Range`, headers of
@@ -59,8 +84,9 @@ pub async fn serve_version(
     org: &str,
     artifact: &Artifact,
     record: &VersionRecord,
+    actor: Actor,
 ) -> Result<Response<Body>> {
-    serve_version_for(store, req, org, artifact, record, delivery::LINK_TTL).await
+    serve_version_for(store, req, org, artifact, record, delivery::LINK_TTL, actor).await
 }
 
 /// [`serve_version`] with the presigned URL valid for `url_ttl` (links
@@ -72,8 +98,21 @@ pub async fn serve_version_for(
     artifact: &Artifact,
     record: &VersionRecord,
     url_ttl: Duration,
+    actor: Actor,
 ) -> Result<Response<Body>> {
     let v = &record.version;
+    // The audit record of this read, written before anything is returned
+    // (SPEC §13): if it cannot be written, the answer is a 500, no content.
+    let action = match actor {
+        Actor::LinkId(_) => Action::LinkUsed,
+        Actor::Sub(_) => Action::Downloaded,
+    };
+    let mut read = Record::new(
+        action,
+        actor,
+        Subject::artifact(artifact, Some(v.version)),
+        &Origin::of(req),
+    );
     let etag = http::etag(&v.sha256);
     let base = || {
         Response::builder()
@@ -94,6 +133,7 @@ pub async fn serve_version_for(
     // in S3, which serves Range itself.
     if v.size > store.config.direct_max_bytes {
         let url = store.deliver(org, artifact, record, url_ttl).await?;
+        store.record_reads(org, &[read]).await?;
         return Response::builder()
             .status(StatusCode::SEE_OTHER)
             .header(header::LOCATION, url)
@@ -114,6 +154,8 @@ pub async fn serve_version_for(
     let bytes = store
         .read(org, &artifact.artifact_id, record, range)
         .await?;
+    read.range = range.map(|(start, end)| format!("{start}-{end}"));
+    store.record_reads(org, &[read]).await?;
     let mut response = base()
         .header(header::CONTENT_TYPE, &v.content_type)
         .header(header::CONTENT_LENGTH, bytes.len())

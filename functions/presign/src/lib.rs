@@ -45,7 +45,7 @@ async fn route(store: &Store, req: &Request) -> Result<Response<Body>> {
         // The link id is the last segment, not whatever parameter carries it.
         (_, LINK) => {
             let id = req.raw_http_path().rsplit('/').next().unwrap_or_default();
-            links::revoke(store, &principal, id).await
+            links::revoke(store, req, &principal, id).await
         }
         (&Method::GET, UPLOAD) => {
             uploads::status(

@@ -1,6 +1,7 @@
 //! Download links (SPEC §4, §8): create, list, revoke. The token is checked
 //! and served by download's `GET /v1/links/{token}`.
 
+use artifacts::audit::{Action, Origin, Subject};
 use artifacts::auth::Principal;
 use artifacts::http;
 use artifacts::links::{self, NewLink};
@@ -22,9 +23,23 @@ pub(crate) async fn create(
     let new = parse_new_link(http::body_bytes(req))?;
     // Before anything is recorded: a link nobody can be told about is useless.
     let base = base_url(store, req)?;
-    let link = store
-        .create_link(principal, artifact_id, new, links::now())
-        .await?;
+    let origin = Origin::of(req);
+    let link = match store
+        .create_link(principal, artifact_id, new, links::now(), &origin)
+        .await
+    {
+        Ok(link) => link,
+        Err(e) => {
+            let about = Subject {
+                artifact_id: Some(artifact_id.to_owned()),
+                ..Subject::default()
+            };
+            store
+                .record_refusal(principal, &origin, Action::LinkCreated, about, &e)
+                .await;
+            return Err(e);
+        }
+    };
     http::json(
         StatusCode::CREATED,
         &json!({
@@ -53,10 +68,26 @@ pub(crate) async fn list(
 /// `DELETE /v1/links/{linkId}` → 204.
 pub(crate) async fn revoke(
     store: &Store,
+    req: &Request,
     principal: &Principal,
     link_id: &str,
 ) -> Result<Response<Body>> {
-    store.revoke_link(principal, link_id, links::now()).await?;
+    let origin = Origin::of(req);
+    if let Err(e) = store
+        .revoke_link(principal, link_id, links::now(), &origin)
+        .await
+    {
+        store
+            .record_refusal(
+                principal,
+                &origin,
+                Action::LinkRevoked,
+                Subject::default(),
+                &e,
+            )
+            .await;
+        return Err(e);
+    }
     Response::builder()
         .status(StatusCode::NO_CONTENT)
         .header("cache-control", "no-store")

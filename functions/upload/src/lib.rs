@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use artifacts::audit::{Action, Origin, Subject};
 use artifacts::http::{self, Route, header_str};
 use artifacts::store::{NewVersion, WriteCondition};
 use artifacts::{Error, Result, Store};
@@ -36,8 +37,23 @@ async fn upload(store: &Store, req: &Request) -> Result<Response<Body>> {
         expected_sha256: header_str(req, "x-artifact-sha256")?.map(str::to_owned),
         condition: condition(req)?,
         body: http::body_bytes(req).to_vec(),
+        origin: Origin::of(req),
     };
-    let (artifact, version) = store.put(&principal, new).await?;
+    let refused = Subject {
+        workflow_id: Some(new.workflow_id.clone()),
+        path: Some(new.path.clone()),
+        ..Subject::default()
+    };
+    let (artifact, version) = match store.put(&principal, new).await {
+        Ok(done) => done,
+        Err(e) => {
+            let origin = Origin::of(req);
+            store
+                .record_refusal(&principal, &origin, Action::VersionCreated, refused, &e)
+                .await;
+            return Err(e);
+        }
+    };
 
     let mut response = http::json(
         StatusCode::CREATED,

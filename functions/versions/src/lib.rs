@@ -1,12 +1,16 @@
-//! `GET /v1/artifacts/{artifactId}` (metadata) and
-//! `GET /v1/artifacts/{artifactId}/versions` (history, newest first).
+//! `GET /v1/artifacts/{artifactId}` (metadata),
+//! `GET /v1/artifacts/{artifactId}/versions` (history, newest first), and
+//! the audit trail (SPEC §13, scope `artifacts:admin`):
+//! `GET /v1/artifacts/{artifactId}/audit` and `GET /v1/audit`.
 
+use artifacts::audit::{Action, AuditQuery, Origin, Subject};
+use artifacts::auth::Principal;
 use artifacts::http::{self, Route};
 use artifacts::{Error, Result, Store};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
 const DEFAULT_LIMIT: u64 = 100;
@@ -14,8 +18,15 @@ const MAX_LIMIT: u64 = 1000;
 
 const ARTIFACT: &str = "/v1/artifacts/{artifactId}";
 const VERSIONS: &str = "/v1/artifacts/{artifactId}/versions";
+const ARTIFACT_AUDIT: &str = "/v1/artifacts/{artifactId}/audit";
+const AUDIT: &str = "/v1/audit";
 /// What this function serves; any other method on these paths is 405.
-pub const ROUTES: &[Route] = &[(Method::GET, ARTIFACT), (Method::GET, VERSIONS)];
+pub const ROUTES: &[Route] = &[
+    (Method::GET, ARTIFACT),
+    (Method::GET, VERSIONS),
+    (Method::GET, ARTIFACT_AUDIT),
+    (Method::GET, AUDIT),
+];
 
 pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     Ok(http::finish(&req, versions(store, &req).await))
@@ -28,6 +39,9 @@ async fn versions(store: &Store, req: &Request) -> Result<Response<Body>> {
     tracing::Span::current().record("org", principal.org.as_str());
     let artifact_id = route.param("artifactId");
 
+    if route.path == ARTIFACT_AUDIT || route.path == AUDIT {
+        return audit(store, req, &principal, artifact_id).await;
+    }
     if route.path == ARTIFACT {
         let artifact = store.artifact(&principal, artifact_id).await?;
         return http::json(StatusCode::OK, &artifact);
@@ -46,6 +60,36 @@ async fn versions(store: &Store, req: &Request) -> Result<Response<Body>> {
             "nextCursor": page.next_before.map(encode_cursor),
         }),
     )
+}
+
+/// One page of audit records: one artifact's (`artifact_id` not empty)
+/// or the org's. A refusal (missing scope) is itself recorded.
+async fn audit(
+    store: &Store,
+    req: &Request,
+    principal: &Principal,
+    artifact_id: &str,
+) -> Result<Response<Body>> {
+    let params = req.query_string_parameters_ref();
+    let pairs = params.into_iter().flat_map(|q| q.iter());
+    let page = match AuditQuery::parse(pairs) {
+        Ok(query) if artifact_id.is_empty() => store.org_audit(principal, &query).await,
+        Ok(query) => store.artifact_audit(principal, artifact_id, &query).await,
+        Err(e) => Err(e),
+    };
+    match page {
+        Ok(page) => http::json(StatusCode::OK, &page),
+        Err(e) => {
+            let about = Subject {
+                artifact_id: Some(artifact_id.to_owned()).filter(|id| !id.is_empty()),
+                ..Subject::default()
+            };
+            store
+                .record_refusal(principal, &Origin::of(req), Action::AuditRead, about, &e)
+                .await;
+            Err(e)
+        }
+    }
 }
 
 /// Cursors are opaque to callers; they hold the last version seen.
