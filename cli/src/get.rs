@@ -114,6 +114,7 @@ pub async fn run(ctx: &Ctx, args: GetArgs) -> Result<Vec<Kind>> {
                 Ok(f) => f,
                 Err(e) => {
                     progress_ref.forget(t.size);
+                    progress_ref.note(&format!("artifacts: {e}"));
                     return (t, PathBuf::new(), Err(e));
                 }
             };
