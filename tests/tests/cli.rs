@@ -1315,3 +1315,200 @@ async fn paths_that_would_escape_the_directory_are_refused() {
     );
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+// ---------------------------------------------------------------------------
+// Throughput against raw S3 on the same emulator (issue 15), on demand:
+//   CLI_BENCH_MIB=256 cargo test -p artifacts-tests --test cli -- --ignored --nocapture throughput
+// CLI_BENCH_BIN=<path> measures another build of the binary (e.g. --release).
+
+/// Run `artifacts` under `/usr/bin/time -f %M`: (run, peak RSS in KiB).
+async fn timed(cli: &Cli, bin: &Path, args: &[&str]) -> (Duration, u64) {
+    let mut command = Command::new("/usr/bin/time");
+    command
+        .args(["-f", "%M"])
+        .arg(bin)
+        .args(args)
+        .env("ARTIFACTS_API", &cli.api)
+        .env("ARTIFACTS_TOKEN", cli.token.as_deref().unwrap_or_default())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || command.output().expect("/usr/bin/time runs"))
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    let rss = stderr
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    (elapsed, rss)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: minutes, and memory for the emulator"]
+async fn throughput_of_put_and_get_against_raw_s3() {
+    use futures_util::StreamExt;
+    let total_mib: usize = std::env::var("CLI_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    let bin = std::env::var("CLI_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| binary().to_owned());
+    let stack = stack().await;
+    let cli = Cli::new(&stack.edge, &stack.edge.writer("acme"));
+    let s3 = stack.edge.env.s3();
+    let bucket = stack.edge.env.resources.bucket.clone();
+    let src = scratch("bench-src");
+    let each = total_mib * MIB / 16;
+    for i in 0..16 {
+        write(&src, &format!("f{i:02}.bin"), &noise(each, i as u64));
+    }
+    let mib = (each * 16) as f64 / MIB as f64;
+    let rate = |d: Duration| mib / d.as_secs_f64();
+
+    // Raw S3 PUT of the same 16 files, 4 at a time (the CLI's default).
+    let started = Instant::now();
+    futures_util::stream::iter(0..16)
+        .map(|i| {
+            let (s3, bucket, path) = (s3.clone(), bucket.clone(), src.join(format!("f{i:02}.bin")));
+            async move {
+                let body = aws_sdk_s3::primitives::ByteStream::from_path(&path)
+                    .await
+                    .unwrap();
+                s3.put_object()
+                    .bucket(bucket)
+                    .key(format!("raw/f{i:02}.bin"))
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        })
+        .buffer_unordered(4)
+        .collect::<Vec<_>>()
+        .await;
+    let raw_put = started.elapsed();
+    let (cli_put, put_rss) = timed(
+        &cli,
+        &bin,
+        &["put", src.to_str().unwrap(), "-w", "wf-bench", "-q"],
+    )
+    .await;
+
+    // Raw S3 GET to disk, 4 at a time.
+    let raw_dir = scratch("bench-raw");
+    let started = Instant::now();
+    futures_util::stream::iter(0..16)
+        .map(|i| {
+            let (s3, bucket, path) = (
+                s3.clone(),
+                bucket.clone(),
+                raw_dir.join(format!("f{i:02}.bin")),
+            );
+            async move {
+                let object = s3
+                    .get_object()
+                    .bucket(bucket)
+                    .key(format!("raw/f{i:02}.bin"))
+                    .send()
+                    .await
+                    .unwrap();
+                let mut body = object.body.into_async_read();
+                let mut file = tokio::fs::File::create(&path).await.unwrap();
+                tokio::io::copy(&mut body, &mut file).await.unwrap();
+            }
+        })
+        .buffer_unordered(4)
+        .collect::<Vec<_>>()
+        .await;
+    let raw_get = started.elapsed();
+    let dst = scratch("bench-dst");
+    let (cli_get, get_rss) = timed(
+        &cli,
+        &bin,
+        &["get", "wf-bench:", "-D", dst.to_str().unwrap(), "-q"],
+    )
+    .await;
+    assert!(tree(&dst) == tree(&src), "the downloaded tree differs");
+    std::fs::remove_dir_all(&raw_dir).unwrap();
+    std::fs::remove_dir_all(&dst).unwrap();
+
+    // One large file: the CLI's peak memory while it streams it.
+    let big = scratch("bench-big");
+    write(&big, "large.bin", &noise(total_mib * MIB, 77));
+    std::fs::remove_dir_all(&src).unwrap();
+    let (_, big_put_rss) = timed(
+        &cli,
+        &bin,
+        &[
+            "put",
+            big.join("large.bin").to_str().unwrap(),
+            "-w",
+            "wf-bench-big",
+            "-q",
+        ],
+    )
+    .await;
+    let out = big.join("back.bin");
+    let (_, big_get_rss) = timed(
+        &cli,
+        &bin,
+        &[
+            "get",
+            "wf-bench-big:large.bin",
+            "-o",
+            out.to_str().unwrap(),
+            "-q",
+        ],
+    )
+    .await;
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().len(),
+        (total_mib * MIB) as u64
+    );
+    std::fs::remove_dir_all(&big).unwrap();
+
+    eprintln!(
+        "\n{mib:.0} MiB in 16 files, concurrency 4, binary {}",
+        bin.display()
+    );
+    eprintln!("{:<28} {:>9} {:>10} {:>8}", "", "seconds", "MiB/s", "ratio");
+    eprintln!(
+        "{:<28} {:>9.2} {:>10.1}",
+        "raw S3 PUT (SDK)",
+        raw_put.as_secs_f64(),
+        rate(raw_put)
+    );
+    eprintln!(
+        "{:<28} {:>9.2} {:>10.1} {:>8.2}",
+        "artifacts put (committed)",
+        cli_put.as_secs_f64(),
+        rate(cli_put),
+        cli_put.as_secs_f64() / raw_put.as_secs_f64()
+    );
+    eprintln!(
+        "{:<28} {:>9.2} {:>10.1}",
+        "raw S3 GET (SDK)",
+        raw_get.as_secs_f64(),
+        rate(raw_get)
+    );
+    eprintln!(
+        "{:<28} {:>9.2} {:>10.1} {:>8.2}",
+        "artifacts get (verified)",
+        cli_get.as_secs_f64(),
+        rate(cli_get),
+        cli_get.as_secs_f64() / raw_get.as_secs_f64()
+    );
+    eprintln!(
+        "peak RSS of the CLI: put {} MiB, get {} MiB (16 files); one {total_mib} MiB file: put {} MiB, get {} MiB",
+        put_rss / 1024,
+        get_rss / 1024,
+        big_put_rss / 1024,
+        big_get_rss / 1024
+    );
+}
+
