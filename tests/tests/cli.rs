@@ -801,7 +801,7 @@ async fn an_interrupted_download_resumes_with_only_the_missing_bytes() {
     // One served by the function (≤ 4 MiB, Range from the decrypted
     // segments), one by storage after a 303 (S3's own Range).
     let direct = noise(3 * MIB + 12_345, 7);
-    let stored = noise(9 * MIB + 4_321, 8);
+    let stored = noise(6 * MIB + 4_321, 8);
     let direct_id = put_one(&cli, "wf-resume", "direct.bin", &direct).await;
     let stored_id = put_one(&cli, "wf-resume", "stored.bin", &stored).await;
     let dir = scratch("resume");
@@ -868,30 +868,48 @@ async fn an_interrupted_download_resumes_with_only_the_missing_bytes() {
     );
     assert!(std::fs::read(&file).unwrap() == stored);
 
-    // A client killed mid-way (a slowed stream) resumes too.
+    // A client interrupted (Ctrl-C: exit 130), then killed (SIGKILL) mid-way
+    // through a slowed stream, resumes each time.
     let file = dir.join("killed");
     proxy.faults(|f| f.slow = Some(Duration::from_millis(20)));
-    let mut child = Command::new(binary())
-        .args(["get", &stored_id, "-o", file.to_str().unwrap()])
-        .env("ARTIFACTS_API", &cli.api)
-        .env("ARTIFACTS_TOKEN", cli.token.as_deref().unwrap())
-        .env("HTTP_PROXY", proxy.url())
-        .env_remove("NO_PROXY")
-        .env_remove("no_proxy")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while part_len(&file) < MIB as u64 {
-        assert!(Instant::now() < deadline, "the download did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    for (signal, at_least, code) in [
+        ("-INT", MIB as u64, Some(130)),
+        ("-KILL", 3 * MIB as u64, None),
+    ] {
+        let child = Command::new(binary())
+            .args(["get", &stored_id, "-o", file.to_str().unwrap()])
+            .env("ARTIFACTS_API", &cli.api)
+            .env("ARTIFACTS_TOKEN", cli.token.as_deref().unwrap())
+            .env("HTTP_PROXY", proxy.url())
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while part_len(&file) < at_least {
+            assert!(
+                Instant::now() < deadline,
+                "the download did not get to {at_least}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let sent = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap().status)
+            .await
+            .unwrap();
+        assert_eq!(status.code(), code, "{signal}");
+        assert!(!file.exists());
     }
-    child.kill().unwrap();
-    let _ = child.wait();
     proxy.faults(|f| f.slow = None);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let kept = part_len(&file);
+    assert!(kept >= MIB as u64, "kept {kept}");
     proxy.take_sent();
     through
         .run(&["get", &stored_id, "-o", file.to_str().unwrap()])
@@ -1511,4 +1529,3 @@ async fn throughput_of_put_and_get_against_raw_s3() {
         big_get_rss / 1024
     );
 }
-
