@@ -116,6 +116,11 @@ cat >&2 <<EOF
 
 export TOKEN=$token
 
+  For the command-line client (cargo install --path cli):
+
+export ARTIFACTS_API=$api
+export ARTIFACTS_TOKEN=$token
+
   Try:
 
 curl -sS -X PUT "$api/v1/workflows/wf-1/artifacts/docs/prd.md?artifactType=prd" \\
