@@ -10,7 +10,8 @@ Loaded through SCHEMATHESIS_HOOKS=conformance_hooks (PYTHONPATH=scripts).
   whose `status` is the response's, and a 400 names its `field` -- except
   the gateway's own answers that API Gateway HTTP APIs give themselves and
   the document declares ({"message": ...} on 401 authorizer refusal, 404 no
-  route, 413 too large).
+  route, 413 too large); and no problem passes a parser's message through
+  (internal detail, and a sign the field was not named).
 - Counts every response per operation and prints the table at exit.
 """
 
@@ -21,6 +22,7 @@ import collections
 import itertools
 import json
 import os
+import re
 import threading
 
 import schemathesis
@@ -55,6 +57,7 @@ def after_call(context, case, response):
         _STATUSES[response.status_code] += 1
 
 
+_INTERNALS = re.compile(r"at line \d+ column \d+|Error\(|panicked|\bserde\b")
 GATEWAY_MESSAGES = {401: "Unauthorized", 404: "Not Found", 413: "Request Entity Too Large"}
 
 
@@ -82,6 +85,10 @@ def problem_json_on_4xx(ctx, response, case):
         raise AssertionError(f"problem status {body['status']} on a {status} response")
     if status == 400 and not body.get("field"):
         raise AssertionError(f"400 problem does not name the field: {body!r}")
+    # A parser's or library's message passed through: an internal detail,
+    # and a sign the field was not named (serde: "... at line 1 column 9").
+    if _INTERNALS.search(str(body.get("detail", ""))):
+        raise AssertionError(f"{status} problem detail leaks parser internals: {body['detail']!r}")
     return None
 
 

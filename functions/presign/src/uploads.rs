@@ -7,7 +7,7 @@
 use artifacts::auth::Principal;
 use artifacts::http;
 use artifacts::uploads::UploadRequest;
-use artifacts::{Error, Result, Store};
+use artifacts::{Result, Store};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
@@ -17,10 +17,7 @@ pub async fn create(
     principal: &Principal,
     workflow_id: &str,
 ) -> Result<Response<Body>> {
-    let request: UploadRequest = serde_json::from_slice(http::body_bytes(req)).map_err(|e| {
-        // serde names the offending field ("missing field `size`", "unknown field `x`").
-        Error::bad_request("body", e.to_string())
-    })?;
+    let request = UploadRequest::from_json(http::body_bytes(req))?;
     let upload = store.create_upload(principal, workflow_id, request).await?;
     http::json(StatusCode::CREATED, &upload)
 }
