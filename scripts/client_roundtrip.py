@@ -51,9 +51,9 @@ def main() -> int:
     assert isinstance(artifact, Artifact), f"get: {artifact!r}"
     assert artifact.sha256 == digest and artifact.size == len(content)
 
-    download = download_artifact.sync_detailed(put.artifact.artifact_id, client=client, version=1)
-    assert download.status_code == 200, download.status_code
-    assert download.content == content, "downloaded bytes differ from the uploaded ones"
+    download = download_artifact.sync(put.artifact.artifact_id, client=client, version=1)
+    assert isinstance(download, File), f"download: {download!r}"
+    assert download.payload.read() == content, "downloaded bytes differ from the uploaded ones"
 
     link = create_link.sync(put.artifact.artifact_id, client=client, body=NewLink(expires_in=600))
     assert isinstance(link, CreatedLink) and link.expires_in == 600, f"link: {link!r}"

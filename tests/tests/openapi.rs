@@ -47,3 +47,23 @@ async fn the_document_is_served_without_auth_and_cacheable() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+/// Found by the generated client's round trip (`make conformance`): the
+/// served JSON had its keys sorted (serde_json's default map), not in the
+/// YAML's order, so a generator taking a response's first media type read
+/// every 404 problem as the gateway's `{"message"}` and failed on it.
+#[test]
+fn the_served_document_keeps_the_yaml_key_order() {
+    let json = artifacts_versions::OPENAPI_JSON;
+    assert!(json.starts_with("{\"openapi\":"), "{}", &json[..40]);
+    let not_found = json
+        .find("\"NotFound\":")
+        .expect("components.responses.NotFound");
+    let rest = &json[not_found..];
+    let problem = rest.find("\"application/problem+json\"").unwrap();
+    let gateway = rest.find("\"application/json\"").unwrap();
+    assert!(
+        problem < gateway,
+        "NotFound must list application/problem+json first, as infra/openapi.yaml does"
+    );
+}
