@@ -16,14 +16,14 @@
 #    openapi-python-client (pinned) and round-trips upload -> download with it
 #    (scripts/client_roundtrip.py).
 #
-# CONFORMANCE_SEED (default 16) and CONFORMANCE_EXAMPLES (default 60) tune it.
+# CONFORMANCE_SEED (default 16) and CONFORMANCE_EXAMPLES (default 40) tune it.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 venv=${VENV:-.venv}
 seed=${CONFORMANCE_SEED:-16}
-examples=${CONFORMANCE_EXAMPLES:-60}
+examples=${CONFORMANCE_EXAMPLES:-40}
 work=.dev/conformance
 target=${CARGO_TARGET_DIR:-target}
 
@@ -71,7 +71,7 @@ start=$(date +%s)
 CONFORMANCE_INFO="$root/$work/info.json" SCHEMATHESIS_HOOKS=conformance_hooks \
 PYTHONPATH="$root/scripts${PYTHONPATH:+:$PYTHONPATH}" \
     "$venv/bin/schemathesis" run "$work/openapi.json" --url "$url" \
-    --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,problem_json_on_4xx \
+    --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,problem_json_on_4xx,scope_before_input \
     --mode all --phases examples,coverage,fuzzing,stateful \
     --seed "$seed" --max-examples "$examples" --workers 1 \
     --request-timeout 60 --continue-on-failure --no-color \

@@ -12,6 +12,9 @@ Loaded through SCHEMATHESIS_HOOKS=conformance_hooks (PYTHONPATH=scripts).
   the document declares ({"message": ...} on 401 authorizer refusal, 404 no
   route, 413 too large); and no problem passes a parser's message through
   (internal detail, and a sign the field was not named).
+- Check `scope_before_input`: the read-only token gets 403 on every
+  operation that needs artifacts:write, however bad the rest of the request
+  (the gateway's own 404/413 aside).
 - Counts every response per operation and prints the table at exit.
 """
 
@@ -58,6 +61,11 @@ def after_call(context, case, response):
 
 
 _INTERNALS = re.compile(r"at line \d+ column \d+|Error\(|panicked|\bserde\b")
+def _content_type(response):
+    value = response.headers.get("content-type", [""])
+    return (value[0] if isinstance(value, list) else value).split(";")[0].strip()
+
+
 GATEWAY_MESSAGES = {401: "Unauthorized", 404: "Not Found", 413: "Request Entity Too Large"}
 
 
@@ -66,8 +74,7 @@ def problem_json_on_4xx(ctx, response, case):
     status = response.status_code
     if not 400 <= status < 500:
         return None
-    content_type = response.headers.get("content-type", [""])
-    content_type = (content_type[0] if isinstance(content_type, list) else content_type).split(";")[0]
+    content_type = _content_type(response)
     try:
         body = json.loads(response.content or b"null")
     except ValueError as e:
@@ -89,6 +96,27 @@ def problem_json_on_4xx(ctx, response, case):
     # and a sign the field was not named (serde: "... at line 1 column 9").
     if _INTERNALS.search(str(body.get("detail", ""))):
         raise AssertionError(f"{status} problem detail leaks parser internals: {body['detail']!r}")
+    return None
+
+
+@schemathesis.check
+def scope_before_input(ctx, response, case):
+    """A token without the operation's scope gets 403 whatever else is wrong
+    with the request ("scope before parameters"): it learns nothing more."""
+    sent = response.request.headers.get("Authorization", "")
+    if sent != f"Bearer {_READER}":
+        return None
+    needed = {
+        scope
+        for requirement in case.operation.definition.raw.get("security") or []
+        for scope in requirement.get("bearer", [])
+    }
+    if "artifacts:write" not in needed:
+        return None
+    if response.status_code != 403 and _content_type(response) != "application/json":
+        raise AssertionError(
+            f"the read-only token got {response.status_code}, not 403, on an operation that needs artifacts:write"
+        )
     return None
 
 

@@ -71,3 +71,25 @@ async fn upload_requests_with_a_bad_field_name_that_field() {
     assert_eq!(status, 201, "{answer}");
     assert_eq!(answer["method"], json!("PUT"));
 }
+
+/// Found: a read-only token sending a bad body to the upload route got the
+/// body's 400 (with what was wrong in it) instead of the 403 every other
+/// route answers first ("scope before parameters").
+#[tokio::test]
+async fn a_reader_is_refused_the_upload_route_before_its_body_is_read() {
+    let edge = Edge::start().await;
+    let reader = edge.token("acme", json!("artifacts:read"));
+    for body in ["{}", "not json", r#"{"path": "a.txt", "size": 1}"#] {
+        let r = client()
+            .post(edge.url("/v1/workflows/wf-1/uploads"))
+            .bearer_auth(&reader)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{body}");
+        let problem: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!(problem["type"], "urn:artifacts:problem:forbidden", "{body}");
+    }
+}

@@ -4,7 +4,7 @@
 //! `GET /v1/workflows/{workflowId}/uploads/{uploadId}`: where that session
 //! stands (SPEC §19), so a client can wait for its version.
 
-use artifacts::auth::Principal;
+use artifacts::auth::{Principal, Scope};
 use artifacts::http;
 use artifacts::uploads::UploadRequest;
 use artifacts::{Result, Store};
@@ -17,6 +17,8 @@ pub async fn create(
     principal: &Principal,
     workflow_id: &str,
 ) -> Result<Response<Body>> {
+    // Scope before the body: a caller who may not write learns nothing more.
+    principal.require(Scope::Write)?;
     let request = UploadRequest::from_json(http::body_bytes(req))?;
     let upload = store.create_upload(principal, workflow_id, request).await?;
     http::json(StatusCode::CREATED, &upload)
