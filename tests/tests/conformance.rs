@@ -93,3 +93,52 @@ async fn a_reader_is_refused_the_upload_route_before_its_body_is_read() {
         assert_eq!(problem["type"], "urn:artifacts:problem:forbidden", "{body}");
     }
 }
+
+/// Found: a read-only token's upload with a bad `If-Match` (or content
+/// type, or metadata header) got that header's 400 instead of 403.
+#[tokio::test]
+async fn a_reader_is_refused_an_upload_before_its_headers_are_read() {
+    let edge = Edge::start().await;
+    let reader = edge.token("acme", json!("artifacts:read"));
+    for (name, value) in [
+        ("if-match", "not-a-version"),
+        ("if-none-match", "\"x\""),
+        ("x-artifact-content-type", "no slash"),
+        (
+            "x-artifact-sha256",
+            "0000000000000000000000000000000000000000000000000000000000000000",
+        ),
+    ] {
+        let r = client()
+            .put(edge.url("/v1/workflows/wf-1/artifacts/a.txt"))
+            .bearer_auth(&reader)
+            .header("content-type", "application/octet-stream")
+            .header(name, value)
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{name}: {value}");
+    }
+}
+
+/// Found (a document error): the document said `GET …/uploads/{uploadId}`
+/// needs artifacts:write; the route asks for artifacts:read, and a reader
+/// gets the session's answer (here a 404), not 403.
+#[tokio::test]
+async fn the_upload_status_route_needs_read_as_documented() {
+    let doc: Value = serde_json::from_str(artifacts_versions::OPENAPI_JSON).unwrap();
+    let op = &doc["paths"]["/v1/workflows/{workflowId}/uploads/{uploadId}"]["get"];
+    let security = op.get("security").unwrap_or(&doc["security"]);
+    assert_eq!(security, &json!([{"bearer": ["artifacts:read"]}]));
+
+    let edge = Edge::start().await;
+    let reader = edge.token("acme", json!("artifacts:read"));
+    let r = client()
+        .get(edge.url("/v1/workflows/wf-1/uploads/0123456789abcdef0123456789abcdef"))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
