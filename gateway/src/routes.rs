@@ -264,7 +264,10 @@ mod tests {
             .filter(|r| !r.authorized)
             .map(Route::key)
             .collect();
-        assert_eq!(public, vec!["GET /v1/links/{token}"]);
+        assert_eq!(
+            public,
+            vec!["GET /v1/openapi.json", "GET /v1/links/{token}"]
+        );
     }
 
     #[test]
