@@ -22,7 +22,7 @@ SUB ?= dev-user
 SCOPES ?= artifacts:read artifacts:write
 TTL ?= 12h
 
-.PHONY: help venv console dev token test soak bench fmt lint emulator-start emulator-stop clean-dev
+.PHONY: help venv console dev token test conformance soak bench fmt lint emulator-start emulator-stop clean-dev
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -59,6 +59,9 @@ token: ## mint a dev token: make token ORG=acme SUB=dev-user SCOPES="artifacts:r
 
 test: venv ## fmt check, clippy, all tests against a fresh emulator, cfn-lint (what CI runs)
 	@bash scripts/test.sh
+
+conformance: venv ## schemathesis on infra/openapi.yaml against the real handlers + a generated client's round trip (part of make test)
+	@bash scripts/conformance.sh
 
 soak: venv ## make dev's real listener under load: 200+200 downloads (1, 4 MiB), 100 uploads, no hangs (minutes)
 	@bash scripts/soak.sh

@@ -44,6 +44,9 @@ export AWS_ENDPOINT_URL AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_A
 step "cargo test --workspace"
 cargo test --workspace
 
+step "make conformance (schemathesis on infra/openapi.yaml, generated client)"
+bash scripts/conformance.sh
+
 if [[ -f infra/template.yaml ]]; then
     step "cfn-lint infra/template.yaml"
     "$venv/bin/cfn-lint" infra/template.yaml

@@ -266,7 +266,12 @@ mod tests {
             .collect();
         assert_eq!(
             public,
-            vec!["GET /v1/links/{token}", "GET /", "GET /console/{proxy+}"]
+            vec![
+                "GET /v1/openapi.json",
+                "GET /v1/links/{token}",
+                "GET /",
+                "GET /console/{proxy+}"
+            ]
         );
     }
 

@@ -83,6 +83,64 @@ pub struct UploadRequest {
     pub metadata: Option<BTreeMap<String, String>>,
 }
 
+/// The fields of an [`UploadRequest`] as they are spelt in JSON.
+const UPLOAD_FIELDS: &[&str] = &[
+    "path",
+    "artifactType",
+    "contentType",
+    "size",
+    "sha256",
+    "metadata",
+];
+
+impl UploadRequest {
+    /// Parse a `POST …/uploads` body. Bad input names the field it is in: a
+    /// value of the wrong type or a missing required field is a 400 on that
+    /// field; a body that is not a JSON object, or has a field an upload
+    /// does not take, is a 400 on `body`.
+    pub fn from_json(body: &[u8]) -> Result<Self> {
+        let not_an_object = || {
+            Error::bad_request(
+                "body",
+                "must be a JSON object like {\"path\": \"docs/a.md\", \"size\": 3}",
+            )
+        };
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| not_an_object())?;
+        let fields = value.as_object().ok_or_else(not_an_object)?;
+        if let Some(unknown) = fields.keys().find(|k| !UPLOAD_FIELDS.contains(&k.as_str())) {
+            return Err(Error::bad_request(
+                "body",
+                format!(
+                    "unknown field {unknown:?}; an upload takes {}",
+                    UPLOAD_FIELDS.join(", ")
+                ),
+            ));
+        }
+        fn field<T: serde::de::DeserializeOwned>(
+            fields: &serde_json::Map<String, serde_json::Value>,
+            name: &'static str,
+            what: &str,
+        ) -> Result<Option<T>> {
+            match fields.get(name) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(v) => T::deserialize(v)
+                    .map(Some)
+                    .map_err(|_| Error::bad_request(name, format!("must be {what}"))),
+            }
+        }
+        let required = |name: &'static str| Error::bad_request(name, "is required");
+        Ok(UploadRequest {
+            path: field(fields, "path", "a string")?.ok_or_else(|| required("path"))?,
+            artifact_type: field(fields, "artifactType", "a string")?,
+            content_type: field(fields, "contentType", "a string")?,
+            size: field(fields, "size", "a whole number of bytes")?
+                .ok_or_else(|| required("size"))?,
+            sha256: field(fields, "sha256", "a string of 64 hex digits")?,
+            metadata: field(fields, "metadata", "an object of string values")?,
+        })
+    }
+}
+
 /// Where and how to PUT the bytes.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -687,7 +687,7 @@ async fn the_upload_route_and_an_eventbridge_event_ingest_too() {
 
     // Bad sessions are 4xx problems naming the field; readers may not upload.
     for (bad, field) in [
-        (serde_json::json!({"path": "a", "size": -1}), "body"),
+        (serde_json::json!({"path": "a", "size": -1}), "size"),
         (
             serde_json::json!({"path": "a", "size": 1, "bogus": true}),
             "body",

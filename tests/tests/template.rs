@@ -9,6 +9,9 @@
 //!   functions that may read it, and the dev-only ones never are;
 //! - `cargo lambda watch`'s router (root `Cargo.toml`) routes the same
 //!   requests to the same binaries as the template;
+//! - the OpenAPI document (`infra/openapi.yaml` + fragments, as served at
+//!   `GET /v1/openapi.json`) has exactly the routes of the template, the
+//!   watch router and the functions' `ROUTES` (SPEC §16);
 //! - every role writes only to the table partitions its function writes
 //!   (`dynamodb:LeadingKeys`, checked against the code's key functions), and
 //!   upload events reach ingest through the queue (SPEC §19).
@@ -53,6 +56,8 @@ const SPEC_ROUTES: &[(&str, &str, &str)] = &[
     // SPEC §13: the audit trail.
     ("GET", "/v1/artifacts/{artifactId}/audit", "versions"),
     ("GET", "/v1/audit", "versions"),
+    // SPEC §16: the OpenAPI document.
+    ("GET", "/v1/openapi.json", "versions"),
 ];
 
 /// Routes whose function exists but does not serve them yet. The test fails
@@ -68,9 +73,11 @@ const RENAMED_PARAMS: &[(&str, &str, &str)] =
     &[("DELETE", "/v1/links/{linkId}", "/v1/links/{token}")];
 
 /// The only routes without a principal: the link download (SPEC §4: the
-/// token is the credential) and the console's files (SPEC §17: no data).
+/// token is the credential), the API's description (SPEC §16) and the
+/// console's files (SPEC §17: no data).
 const PUBLIC_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/links/{token}"),
+    ("GET", "/v1/openapi.json"),
     ("GET", "/"),
     ("GET", "/console/{proxy+}"),
 ];
@@ -299,50 +306,7 @@ fn watch_router_routes_like_the_template() {
     let template = Template::load(&root);
     let mut problems = template.problems.clone();
 
-    let text = read(&root.join("Cargo.toml"));
-    let manifest = toml::Value::Table(
-        text.parse()
-            .unwrap_or_else(|e| panic!("root Cargo.toml does not parse: {e}")),
-    );
-    let router = ["workspace", "metadata", "lambda", "watch", "router"]
-        .iter()
-        .try_fold(&manifest, |v, key| v.get(key))
-        .and_then(toml::Value::as_table);
-
-    // (method or None for any method, template-syntax path) → binary
-    let mut routed: BTreeMap<(Option<String>, String), String> = BTreeMap::new();
-    match router {
-        None => {
-            problems.push("root Cargo.toml has no [workspace.metadata.lambda.watch.router]".into())
-        }
-        Some(router) => {
-            for (path, target) in router {
-                let path = router_path_to_template(path);
-                match target {
-                    toml::Value::String(binary) => {
-                        routed.insert((None, path), binary.clone());
-                    }
-                    toml::Value::Array(entries) => {
-                        for entry in entries {
-                            let method = entry.get("method").and_then(toml::Value::as_str);
-                            let binary = entry.get("function").and_then(toml::Value::as_str);
-                            match (method, binary) {
-                                (Some(m), Some(b)) => {
-                                    routed.insert((Some(m.to_uppercase()), path.clone()), b.into());
-                                }
-                                _ => problems.push(format!(
-                                    "router entry for {path} needs `method` and `function`: {entry}"
-                                )),
-                            }
-                        }
-                    }
-                    other => problems.push(format!(
-                        "router entry for {path} is neither a binary nor a list: {other}"
-                    )),
-                }
-            }
-        }
-    }
+    let routed = watch_routes(&root, &mut problems);
 
     let served = template.routes();
     for ((method, path), r) in &served {
@@ -375,6 +339,137 @@ fn watch_router_routes_like_the_template() {
         }
     }
     assert_agrees("the cargo lambda watch router", &problems);
+}
+
+/// SPEC §16: the (method, path) pairs of the OpenAPI document the API serves
+/// (`infra/openapi.yaml` with its fragments merged, as embedded by the
+/// versions function) are exactly the template's routes, `cargo lambda
+/// watch`'s router's and the functions' own `ROUTES` tables'; the document's
+/// public operations are the template's `Authorizer: NONE` routes, and every
+/// other operation names the scopes it needs.
+#[test]
+fn openapi_document_template_and_routers_agree() {
+    let root = workspace_root();
+    let template = Template::load(&root);
+    let mut problems = template.problems.clone();
+    // One spelling for comparing: `{path+}` (template), `{*path}` (matchit)
+    // and `{path}` (OpenAPI) are all `{path}`.
+    let norm = |path: &str| router_path_to_template(path).replace("+}", "}");
+
+    let doc: serde_json::Value = serde_json::from_str(artifacts_versions::OPENAPI_JSON)
+        .unwrap_or_else(|e| panic!("the embedded OpenAPI document is not JSON: {e}"));
+    if doc["openapi"]
+        .as_str()
+        .is_none_or(|v| !v.starts_with("3.1"))
+    {
+        problems.push(format!(
+            "the document is not OpenAPI 3.1: {}",
+            doc["openapi"]
+        ));
+    }
+    let default_security = &doc["security"];
+    // (METHOD, path) → whether the operation is public.
+    let mut documented: BTreeMap<(String, String), bool> = BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            if !["get", "put", "post", "delete", "patch", "head", "options"]
+                .contains(&method.as_str())
+            {
+                continue;
+            }
+            let security = op.get("security").unwrap_or(default_security);
+            let requirements = security.as_array().cloned().unwrap_or_default();
+            let public = requirements.is_empty();
+            let scoped = requirements.iter().all(|r| {
+                r["bearer"].as_array().is_some_and(|scopes| {
+                    scopes
+                        .iter()
+                        .any(|s| s.as_str().is_some_and(|s| s.starts_with("artifacts:")))
+                })
+            });
+            let key = (method.to_uppercase(), norm(path));
+            if !public && !scoped {
+                problems.push(format!(
+                    "{} {}: the document's operation names no artifacts:* scope: {security}",
+                    key.0, key.1
+                ));
+            }
+            documented.insert(key, public);
+        }
+    }
+
+    let served: BTreeMap<(String, String), bool> = template
+        .routes()
+        .into_iter()
+        .map(|((m, p), r)| ((m, norm(&p)), r.authorizer_none))
+        .collect();
+    let watch: BTreeSet<(Option<String>, String)> = watch_routes(&root, &mut problems)
+        .into_keys()
+        .map(|(m, p)| (m, norm(&p)))
+        .collect();
+    let handlers: BTreeSet<(String, String)> = [
+        artifacts_upload::ROUTES,
+        artifacts_versions::ROUTES,
+        artifacts_download::ROUTES,
+        artifacts_list::ROUTES,
+        artifacts_bundle::ROUTES,
+        artifacts_presign::ROUTES,
+    ]
+    .iter()
+    .flat_map(|routes| routes.iter())
+    .map(|(m, p)| (m.as_str().to_owned(), norm(p)))
+    .collect();
+    let in_watch = |(m, p): &(String, String)| {
+        watch.contains(&(Some(m.clone()), p.clone())) || watch.contains(&(None, p.clone()))
+    };
+
+    let mut all: BTreeSet<(String, String)> = documented.keys().cloned().collect();
+    all.extend(served.keys().cloned());
+    all.extend(handlers.iter().cloned());
+    all.extend(
+        watch
+            .iter()
+            .filter_map(|(m, p)| m.as_ref().map(|m| (m.clone(), p.clone()))),
+    );
+    for route in &all {
+        let (method, path) = route;
+        let missing: Vec<&str> = [
+            ("infra/openapi.yaml", documented.contains_key(route)),
+            ("infra/template.yaml", served.contains_key(route)),
+            (
+                "the cargo lambda watch router (Cargo.toml)",
+                in_watch(route),
+            ),
+            ("the functions' ROUTES tables", handlers.contains(route)),
+        ]
+        .into_iter()
+        .filter(|(_, present)| !present)
+        .map(|(place, _)| place)
+        .collect();
+        if !missing.is_empty() {
+            problems.push(format!(
+                "route {method} {path} is missing from {}",
+                missing.join(", ")
+            ));
+        }
+        if let (Some(doc_public), Some(template_public)) =
+            (documented.get(route), served.get(route))
+            && doc_public != template_public
+        {
+            problems.push(format!(
+                "route {method} {path}: public in the document: {doc_public}, \
+                 Authorizer NONE in the template: {template_public}"
+            ));
+        }
+    }
+    for (m, p) in &watch {
+        if m.is_none() && !all.iter().any(|(_, path)| path == p) {
+            problems.push(format!(
+                "the watch router routes {p} (any method), which no other place has"
+            ));
+        }
+    }
+    assert_agrees("the OpenAPI document and the routers", &problems);
 }
 
 /// Which partitions each function may write (issue 10 item 12): every pk is
@@ -1100,6 +1195,59 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
     }
     files.sort();
     files
+}
+
+/// `cargo lambda watch`'s router (root `Cargo.toml`): (method, or None for
+/// any method; template-syntax path) → binary.
+fn watch_routes(
+    root: &Path,
+    problems: &mut Vec<String>,
+) -> BTreeMap<(Option<String>, String), String> {
+    let text = read(&root.join("Cargo.toml"));
+    let manifest = toml::Value::Table(
+        text.parse()
+            .unwrap_or_else(|e| panic!("root Cargo.toml does not parse: {e}")),
+    );
+    let router = ["workspace", "metadata", "lambda", "watch", "router"]
+        .iter()
+        .try_fold(&manifest, |v, key| v.get(key))
+        .and_then(toml::Value::as_table);
+
+    let mut routed: BTreeMap<(Option<String>, String), String> = BTreeMap::new();
+    match router {
+        None => {
+            problems.push("root Cargo.toml has no [workspace.metadata.lambda.watch.router]".into())
+        }
+        Some(router) => {
+            for (path, target) in router {
+                let path = router_path_to_template(path);
+                match target {
+                    toml::Value::String(binary) => {
+                        routed.insert((None, path), binary.clone());
+                    }
+                    toml::Value::Array(entries) => {
+                        for entry in entries {
+                            let method = entry.get("method").and_then(toml::Value::as_str);
+                            let binary = entry.get("function").and_then(toml::Value::as_str);
+                            match (method, binary) {
+                                (Some(m), Some(b)) => {
+                                    routed.insert((Some(m.to_uppercase()), path.clone()), b.into());
+                                }
+                                _ => problems.push(format!(
+                                    "router entry for {path} needs `method` and `function`: {entry}"
+                                )),
+                            }
+                        }
+                    }
+                    other => problems.push(format!(
+                        "router entry for {path} is neither a binary nor a list: {other}"
+                    )),
+                }
+            }
+        }
+    }
+
+    routed
 }
 
 /// `{*path}` (matchit, cargo lambda watch) → `{path+}` (API Gateway).

@@ -4,10 +4,10 @@
 //! `GET /v1/workflows/{workflowId}/uploads/{uploadId}`: where that session
 //! stands (SPEC §19), so a client can wait for its version.
 
-use artifacts::auth::Principal;
+use artifacts::auth::{Principal, Scope};
 use artifacts::http;
 use artifacts::uploads::UploadRequest;
-use artifacts::{Error, Result, Store};
+use artifacts::{Result, Store};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
@@ -17,10 +17,9 @@ pub async fn create(
     principal: &Principal,
     workflow_id: &str,
 ) -> Result<Response<Body>> {
-    let request: UploadRequest = serde_json::from_slice(http::body_bytes(req)).map_err(|e| {
-        // serde names the offending field ("missing field `size`", "unknown field `x`").
-        Error::bad_request("body", e.to_string())
-    })?;
+    // Scope before the body: a caller who may not write learns nothing more.
+    principal.require(Scope::Write)?;
+    let request = UploadRequest::from_json(http::body_bytes(req))?;
     let upload = store.create_upload(principal, workflow_id, request).await?;
     http::json(StatusCode::CREATED, &upload)
 }

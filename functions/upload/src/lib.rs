@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use artifacts::audit::{Action, Origin, Subject};
+use artifacts::auth::Scope;
 use artifacts::http::{self, Route, header_str};
 use artifacts::store::{NewVersion, WriteCondition};
 use artifacts::{Error, Result, Store};
@@ -26,6 +27,9 @@ async fn upload(store: &Store, req: &Request) -> Result<Response<Body>> {
     let route = http::route(req, ROUTES)?;
     let principal = http::principal(&store.config.auth, req)?;
     tracing::Span::current().record("org", principal.org.as_str());
+    // Scope before the headers and body: a caller who may not write learns
+    // nothing more.
+    principal.require(Scope::Write)?;
 
     let new = NewVersion {
         workflow_id: route.param("workflowId").to_owned(),

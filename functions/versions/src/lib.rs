@@ -1,7 +1,8 @@
 //! `GET /v1/artifacts/{artifactId}` (metadata),
-//! `GET /v1/artifacts/{artifactId}/versions` (history, newest first), and
+//! `GET /v1/artifacts/{artifactId}/versions` (history, newest first),
 //! the audit trail (SPEC §13, scope `artifacts:admin`):
-//! `GET /v1/artifacts/{artifactId}/audit` and `GET /v1/audit`.
+//! `GET /v1/artifacts/{artifactId}/audit` and `GET /v1/audit`;
+//! `GET /v1/openapi.json` (no principal): the API's description (SPEC §16).
 
 use artifacts::audit::{Action, AuditQuery, Origin, Subject};
 use artifacts::auth::Principal;
@@ -9,7 +10,7 @@ use artifacts::http::{self, Route};
 use artifacts::{Error, Result, Store};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 
@@ -20,13 +21,21 @@ const ARTIFACT: &str = "/v1/artifacts/{artifactId}";
 const VERSIONS: &str = "/v1/artifacts/{artifactId}/versions";
 const ARTIFACT_AUDIT: &str = "/v1/artifacts/{artifactId}/audit";
 const AUDIT: &str = "/v1/audit";
+const OPENAPI: &str = "/v1/openapi.json";
 /// What this function serves; any other method on these paths is 405.
 pub const ROUTES: &[Route] = &[
     (Method::GET, ARTIFACT),
     (Method::GET, VERSIONS),
     (Method::GET, ARTIFACT_AUDIT),
     (Method::GET, AUDIT),
+    (Method::GET, OPENAPI),
 ];
+
+/// `infra/openapi.yaml` with the fragments of `infra/openapi/` merged in, as
+/// JSON (built by `build.rs`): what `GET /v1/openapi.json` serves.
+pub const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
+/// Its strong ETag (a digest of [`OPENAPI_JSON`]).
+pub const OPENAPI_ETAG: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.etag"));
 
 pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     Ok(http::finish(&req, versions(store, &req).await))
@@ -35,6 +44,9 @@ pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lamb
 #[tracing::instrument(skip_all, fields(org))]
 async fn versions(store: &Store, req: &Request) -> Result<Response<Body>> {
     let route = http::route(req, ROUTES)?;
+    if route.path == OPENAPI {
+        return openapi(req);
+    }
     let principal = http::principal(&store.config.auth, req)?;
     tracing::Span::current().record("org", principal.org.as_str());
     let artifact_id = route.param("artifactId");
@@ -90,6 +102,26 @@ async fn audit(
             Err(e)
         }
     }
+}
+
+/// The document, public and cacheable (it changes only with a deployment).
+fn openapi(req: &Request) -> Result<Response<Body>> {
+    let fresh = http::header_str(req, "if-none-match")?
+        .is_some_and(|inm| http::etag_matches(inm, OPENAPI_ETAG));
+    let response = Response::builder()
+        .header(header::ETAG, OPENAPI_ETAG)
+        .header(header::CACHE_CONTROL, "public, max-age=300");
+    if fresh {
+        return response
+            .status(StatusCode::NOT_MODIFIED)
+            .body(Body::Empty)
+            .map_err(|e| Error::upstream("http", e));
+    }
+    response
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::Text(OPENAPI_JSON.to_owned()))
+        .map_err(|e| Error::upstream("http", e))
 }
 
 /// Cursors are opaque to callers; they hold the last version seen.
