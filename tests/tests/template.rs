@@ -414,6 +414,7 @@ fn openapi_document_template_and_routers_agree() {
         artifacts_list::ROUTES,
         artifacts_bundle::ROUTES,
         artifacts_presign::ROUTES,
+        artifacts_console::ROUTES,
     ]
     .iter()
     .flat_map(|routes| routes.iter())
