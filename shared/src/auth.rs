@@ -23,6 +23,8 @@ pub const ORG_CLAIM: &str = "org_id";
 pub enum Scope {
     Read,
     Write,
+    /// Legal holds, immediate purge, audit (SPEC §3).
+    Admin,
 }
 
 impl Scope {
@@ -30,6 +32,7 @@ impl Scope {
         match self {
             Scope::Read => "artifacts:read",
             Scope::Write => "artifacts:write",
+            Scope::Admin => "artifacts:admin",
         }
     }
 }

@@ -41,6 +41,12 @@ pub struct Config {
     pub inline_max_bytes: usize,
     pub direct_max_bytes: u64,
     pub auth: AuthMode,
+    /// SPEC §12: days a deleted artifact stays restorable (`ARTIFACTS_TRASH_DAYS`, default 7).
+    pub trash_days: u64,
+    /// Retention given to new artifacts that ask for none (0: keep forever).
+    pub default_retention_days: u64,
+    /// The cap on retention (0: no cap).
+    pub max_retention_days: u64,
 }
 
 /// A configuration problem, naming the variable.
@@ -121,6 +127,19 @@ impl Config {
                 DIRECT_MAX_LIMIT,
             )?,
             auth,
+            trash_days: bounded("ARTIFACTS_TRASH_DAYS", get("ARTIFACTS_TRASH_DAYS"), 7, 3650)?,
+            default_retention_days: bounded(
+                "ARTIFACTS_DEFAULT_RETENTION_DAYS",
+                get("ARTIFACTS_DEFAULT_RETENTION_DAYS"),
+                0,
+                36500,
+            )?,
+            max_retention_days: bounded(
+                "ARTIFACTS_MAX_RETENTION_DAYS",
+                get("ARTIFACTS_MAX_RETENTION_DAYS"),
+                0,
+                36500,
+            )?,
         })
     }
 }

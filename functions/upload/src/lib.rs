@@ -36,6 +36,7 @@ async fn upload(store: &Store, req: &Request) -> Result<Response<Body>> {
         expected_sha256: header_str(req, "x-artifact-sha256")?.map(str::to_owned),
         condition: condition(req)?,
         body: http::body_bytes(req).to_vec(),
+        retention_days: retention_days(req)?,
     };
     let (artifact, version) = store.put(&principal, new).await?;
 
@@ -56,6 +57,13 @@ async fn upload(store: &Store, req: &Request) -> Result<Response<Body>> {
         }
     }
     Ok(response)
+}
+
+/// `x-artifact-retention-days: N` (SPEC §12): a whole number of days ≥ 1.
+fn retention_days(req: &Request) -> Result<Option<u64>> {
+    header_str(req, "x-artifact-retention-days")?
+        .map(artifacts::lifecycle::parse_days_header)
+        .transpose()
 }
 
 /// `If-Match: "<version>"` (compare-and-set) or `If-None-Match: *` (create only).
