@@ -44,8 +44,8 @@ use crate::auth::{Principal, Scope};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metadata::{
-    ARTIFACT_SK, DUE_PK, HIDDEN, artifact_items, artifact_pk, due_sk, name_sk, path_sk, version_sk,
-    workflow_pk,
+    self, ARTIFACT_SK, DUE_PK, HIDDEN, artifact_items, artifact_pk, due_sk, name_sk, path_sk,
+    version_sk, workflow_pk,
 };
 use crate::model::{self, Artifact, ArtifactPath, Hold, Lifecycle, NameKind};
 use crate::store::Store;
@@ -526,11 +526,45 @@ impl Store {
         now: OffsetDateTime,
         purge_after: OffsetDateTime,
     ) -> Result<bool> {
-        let mut trashed = artifact.clone();
-        trashed.lifecycle.deleted_at = Some(model::rfc3339(now));
-        trashed.lifecycle.deleted_by = Some(by.to_owned());
-        trashed.lifecycle.purge_after = Some(model::rfc3339(purge_after));
-        let mut items = self.artifact_puts(org, &trashed, artifact, false)?;
+        // An update, not a put: versions committed since `artifact` was read
+        // stay recorded (no condition on latestVersion, so a stream of
+        // writers cannot starve a delete; whoever commits after this
+        // transaction finds no path item and starts a new artifact).
+        let pk = artifact_pk(org, &artifact.artifact_id);
+        let deleted_at = model::rfc3339(now);
+        let purge_after = model::rfc3339(purge_after);
+        let mut items = vec![
+            TransactWriteItem::builder()
+                .update(built(
+                    Update::builder()
+                        .table_name(self.metadata.table())
+                        .key("pk", s(&pk))
+                        .key("sk", s(ARTIFACT_SK))
+                        .update_expression(
+                            "SET deletedAt = :at, deletedBy = :by, purgeAfter = :after, \
+                             gsi1pk = :trash, gsi1sk = :tsk, gsi2pk = :due, gsi2sk = :dsk",
+                        )
+                        .condition_expression(
+                            "attribute_exists(pk) AND attribute_not_exists(deletedAt) \
+                             AND attribute_not_exists(legalHold)",
+                        )
+                        .expression_attribute_values(":at", s(&deleted_at))
+                        .expression_attribute_values(":by", s(by))
+                        .expression_attribute_values(":after", s(&purge_after))
+                        .expression_attribute_values(":trash", s(metadata::trash_pk(org)))
+                        .expression_attribute_values(
+                            ":tsk",
+                            s(metadata::library_sk(&deleted_at, &artifact.artifact_id)),
+                        )
+                        .expression_attribute_values(":due", s(DUE_PK))
+                        .expression_attribute_values(
+                            ":dsk",
+                            s(due_sk(&purge_after, &pk, ARTIFACT_SK)),
+                        )
+                        .build(),
+                )?)
+                .build(),
+        ];
         items.push(
             TransactWriteItem::builder()
                 .delete(built(

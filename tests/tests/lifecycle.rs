@@ -1010,3 +1010,222 @@ async fn a_purge_killed_at_any_call_leaves_nothing_readable_and_the_next_run_fin
         assert!(from < 60, "a purge takes a bounded number of calls");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delete_racing_ten_writers_loses_nothing_and_hides_everything_of_the_deleted_id() {
+    let env = Arc::new(TestEnv::new().await);
+    let alice = Caller::writer("acme");
+    let path = "race/report.txt";
+    let (old, _) = put(&env, &alice, "wf", path, b"first").await;
+    let started = Instant::now();
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..10u8 {
+        let env = env.clone();
+        let alice = alice.clone();
+        writers.spawn(async move {
+            let mut committed = Vec::new();
+            for i in 0..4u8 {
+                let body = format!("writer {w} write {i}").into_bytes();
+                let response =
+                    harness::upload(&env, Call::upload("wf", path, &body).by(&alice)).await;
+                if response.status() == 201 {
+                    let v = json_body(&response);
+                    committed.push((
+                        v["artifact"]["artifactId"].as_str().unwrap().to_owned(),
+                        v["version"]["version"].as_u64().unwrap(),
+                        body,
+                    ));
+                } else {
+                    // Refused writes must be definite, never a lost 201.
+                    assert!(response.status().is_client_error(), "{}", text(&response));
+                }
+            }
+            committed
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let deleted = delete(&env, &alice, &old).await;
+    assert_eq!(deleted.status(), 204, "{}", text(&deleted));
+    // From here on nothing is readable through the old id, whatever lands.
+    let mut committed = vec![(old.clone(), 1, b"first".to_vec())];
+    while !writers.is_empty() && started.elapsed() < Duration::from_secs(60) {
+        assert_eq!(get(&env, &alice, &old).await.status(), 404);
+        assert_eq!(fetch(&env, &alice, &old, None).await.status(), 404);
+        assert_eq!(
+            versions(&env, Call::versions(&old).by(&alice))
+                .await
+                .status(),
+            404
+        );
+        if let Some(done) = writers.try_join_next() {
+            committed.extend(done.unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    while let Some(done) = writers.join_next().await {
+        committed.extend(done.unwrap());
+    }
+    let new_ids: std::collections::BTreeSet<String> = committed
+        .iter()
+        .map(|(id, _, _)| id.clone())
+        .filter(|id| *id != old)
+        .collect();
+    assert!(new_ids.len() <= 1, "one new artifact at most: {new_ids:?}");
+    // Every version committed to the new artifact reads back exactly.
+    for (id, version, body) in committed.iter().filter(|(id, _, _)| *id != old) {
+        assert_eq!(&bytes(&fetch(&env, &alice, id, Some(*version)).await), body);
+    }
+    // Those committed to the old one come back with restore.
+    for id in &new_ids {
+        assert_eq!(delete(&env, &alice, id).await.status(), 204);
+    }
+    let restored = versions(&env, Call::restore(&old).by(&alice)).await;
+    assert_eq!(restored.status(), 200, "{}", text(&restored));
+    for (id, version, body) in committed.iter().filter(|(id, _, _)| *id == old) {
+        assert_eq!(
+            &bytes(&fetch(&env, &alice, id, Some(*version)).await),
+            body,
+            "v{version}"
+        );
+    }
+    let latest = json_body(&restored)["latestVersion"].as_u64().unwrap();
+    let history =
+        json_body(&versions(&env, Call::versions(&old).by(&alice).query("limit", "1000")).await);
+    assert_eq!(
+        history["versions"].as_array().unwrap().len() as u64,
+        latest,
+        "contiguous"
+    );
+    eprintln!(
+        "race: {} versions in the trashed artifact, {} in the new one",
+        latest,
+        committed.iter().filter(|(id, _, _)| *id != old).count()
+    );
+}
+
+/// Counts AWS calls by operation.
+#[derive(Debug, Clone, Default)]
+struct Count(Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>>);
+
+impl Count {
+    fn add(&self, op: String) {
+        *self.0.lock().unwrap().entry(op).or_default() += 1;
+    }
+    fn take(&self) -> std::collections::BTreeMap<String, usize> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl Intercept for Count {
+    fn name(&self) -> &'static str {
+        "Count"
+    }
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let target = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or_default();
+        self.add(format!(
+            "dynamodb:{}",
+            target.rsplit('.').next().unwrap_or(target)
+        ));
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct CountS3(Count);
+
+impl aws_sdk_s3::config::Intercept for CountS3 {
+    fn name(&self) -> &'static str {
+        "CountS3"
+    }
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_s3::config::RuntimeComponents,
+        _: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request();
+        let uri = request.uri();
+        let op = match request.method() {
+            "GET" if uri.contains("versions") => "ListObjectVersions",
+            "POST" if uri.contains("delete") => "DeleteObjects",
+            "DELETE" => "DeleteObject",
+            other => other,
+        };
+        self.0.add(format!("s3:{op}"));
+        Ok(())
+    }
+}
+
+/// Not an assertion of speed: prints the calls one purge costs for N
+/// versions and the purge throughput on this emulator (README figures).
+#[tokio::test]
+async fn purge_cost_and_throughput() {
+    let env = TestEnv::with_config(|c| c.trash_days = 0).await;
+    let alice = Caller::writer("acme");
+    let count = Count::default();
+    let s3 = aws_sdk_s3::config::Builder::from(&env.sdk)
+        .force_path_style(true)
+        .interceptor(CountS3(count.clone()))
+        .build();
+    let counted = artifacts::Store::with_clients(
+        env.store.config.clone(),
+        aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&env.sdk)
+                .interceptor(count.clone())
+                .build(),
+        ),
+        aws_sdk_s3::Client::from_conf(s3),
+        aws_sdk_kms::Client::new(&env.sdk),
+    );
+    let far = Instant::now() + Duration::from_secs(600);
+    for n in [1u8, 10, 100] {
+        let path = format!("cost/n{n}.bin");
+        let mut id = String::new();
+        for i in 0..n {
+            id = put(&env, &alice, "wf", &path, &content(66_000, i)).await.0;
+        }
+        link(&env, &alice, &id, 1).await;
+        assert_eq!(delete(&env, &alice, &id).await.status(), 204);
+        count.take();
+        let report = counted
+            .purge_due(time::OffsetDateTime::now_utc(), far, 100)
+            .await
+            .unwrap();
+        assert_eq!(report.artifacts, 1);
+        let calls = count.take();
+        let total: usize = calls.values().sum();
+        eprintln!("purge of 1 artifact, {n} S3 versions, 1 link: {total} calls {calls:?}");
+        assert_purged(&env, &alice, "wf", &path, &id, &[]).await;
+    }
+    // Throughput: 50 trashed artifacts of 2 versions (one in S3, one inline).
+    let mut ids = Vec::new();
+    for i in 0..50u8 {
+        let path = format!("many/{i}.bin");
+        let id = put(&env, &alice, "wf", &path, &content(66_000, i)).await.0;
+        put(&env, &alice, "wf", &path, b"inline").await;
+        assert_eq!(delete(&env, &alice, &id).await.status(), 204);
+        ids.push(id);
+    }
+    let started = Instant::now();
+    let report = env
+        .store
+        .purge_due(time::OffsetDateTime::now_utc(), far, 1000)
+        .await
+        .unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(report.artifacts, 50, "{report:?}");
+    eprintln!(
+        "purge throughput: {} artifacts in {secs:.2} s = {:.1} artifacts/s",
+        report.artifacts,
+        report.artifacts as f64 / secs
+    );
+}

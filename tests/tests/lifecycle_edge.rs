@@ -20,7 +20,11 @@ async fn send(request: reqwest::RequestBuilder) -> (u16, Option<String>, Vec<u8>
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    (status, content_type, response.bytes().await.unwrap().to_vec())
+    (
+        status,
+        content_type,
+        response.bytes().await.unwrap().to_vec(),
+    )
 }
 
 #[tokio::test]
@@ -51,11 +55,15 @@ async fn delete_patch_restore_and_the_trash_through_the_gateway() {
     let patch = |body: Value| {
         http.patch(&artifact)
             .bearer_auth(&token)
-            .header("content-type", "application/merge-patch+json; charset=utf-8")
+            .header(
+                "content-type",
+                "application/merge-patch+json; charset=utf-8",
+            )
             .body(body.to_string())
     };
     let (status, _, body) = send(
-        patch(json!({ "metadata": { "team": "sec" }, "library": true })).header("if-match", "\"1\""),
+        patch(json!({ "metadata": { "team": "sec" }, "library": true }))
+            .header("if-match", "\"1\""),
     )
     .await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));

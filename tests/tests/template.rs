@@ -429,7 +429,11 @@ const TABLE_WRITES: &[(&str, &str, &[&str])] = &[
     // SPEC §12: lifecycle transactions (artifact, path and name items) and
     // `?purge=true`, which also deletes link pointers and use records.
     ("artifacts-versions", "PutItem", &["artifact", "workflow"]),
-    ("artifacts-versions", "UpdateItem", &["artifact", "workflow"]),
+    (
+        "artifacts-versions",
+        "UpdateItem",
+        &["artifact", "workflow"],
+    ),
     (
         "artifacts-versions",
         "DeleteItem",
