@@ -231,7 +231,7 @@ impl ListQuery {
         let cursor = given.get("cursor").map(|c| (*c).to_owned());
         let trash = match given.get("state").copied() {
             None | Some("live") => false,
-            Some("deleted") if given.get("workflowId").is_none() => true,
+            Some("deleted") if !given.contains_key("workflowId") => true,
             Some("deleted") => {
                 return Err(Error::bad_request(
                     "state",
