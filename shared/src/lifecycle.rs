@@ -103,6 +103,23 @@ pub fn parse_days_header(value: &str) -> Result<u64> {
         })
 }
 
+/// `x-artifact-keep-versions`: a whole number from 1 to [`MAX_KEEP_VERSIONS`].
+pub fn parse_keep_header(value: &str) -> Result<u64> {
+    let value = value.trim();
+    value
+        .parse::<u64>()
+        .ok()
+        .filter(|n| {
+            (1..=MAX_KEEP_VERSIONS).contains(n) && value.bytes().all(|b| b.is_ascii_digit())
+        })
+        .ok_or_else(|| {
+            Error::bad_request(
+                "x-artifact-keep-versions",
+                format!("must be a whole number from 1 to {MAX_KEEP_VERSIONS}"),
+            )
+        })
+}
+
 /// Retention days as asked for, checked (≥ 1) and cut to
 /// `ARTIFACTS_MAX_RETENTION_DAYS` (as GitHub does; the response shows the
 /// effective `expiresAt`).
@@ -129,9 +146,13 @@ pub(crate) fn on_commit(
     config: &Config,
     current: Option<&Lifecycle>,
     requested_days: Option<u64>,
+    requested_keep: Option<u64>,
     now: OffsetDateTime,
 ) -> Lifecycle {
     let mut l = current.cloned().unwrap_or_default();
+    if requested_keep.is_some() {
+        l.keep_versions = requested_keep;
+    }
     // The new version is the highest number from now on.
     l.highest_version = 0;
     if let Some(days) = requested_days {
@@ -966,9 +987,9 @@ mod tests {
         assert_eq!(retention_days(&c, "f", 90).unwrap(), 30);
         assert!(retention_days(&c, "f", 0).is_err());
         let now = t("2026-01-01T00:00:00Z");
-        let l = on_commit(&c, None, Some(30), now);
+        let l = on_commit(&c, None, Some(30), None, now);
         assert_eq!(l.expires_at.as_deref(), Some("2026-01-31T00:00:00.000Z"));
-        let later = on_commit(&c, Some(&l), None, t("2026-01-02T00:00:00Z"));
+        let later = on_commit(&c, Some(&l), None, None, t("2026-01-02T00:00:00Z"));
         assert_eq!(
             later.expires_at.as_deref(),
             Some("2026-02-01T00:00:00.000Z")
@@ -979,7 +1000,7 @@ mod tests {
             retention_days: Some(5),
             ..Default::default()
         };
-        let kept = on_commit(&c, Some(&fixed), None, now);
+        let kept = on_commit(&c, Some(&fixed), None, None, now);
         assert_eq!(kept.expires_at, fixed.expires_at);
     }
 

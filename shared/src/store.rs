@@ -53,6 +53,8 @@ pub struct NewVersion {
     /// `x-artifact-retention-days`: restart the artifact's clock with this
     /// many days (capped by `ARTIFACTS_MAX_RETENTION_DAYS`).
     pub retention_days: Option<u64>,
+    /// `x-artifact-keep-versions`: keep only the N newest versions.
+    pub keep_versions: Option<u64>,
 }
 
 /// Content sealed for one artifact id, ready to be committed as a version.
@@ -90,6 +92,8 @@ pub(crate) struct VersionSpec {
     pub condition: WriteCondition,
     /// Retention days asked for with this write (see [`crate::lifecycle`]).
     pub retention_days: Option<u64>,
+    /// Keep-versions asked for with this write.
+    pub keep_versions: Option<u64>,
 }
 
 impl VersionSpec {
@@ -119,6 +123,7 @@ impl VersionSpec {
             metadata,
             condition,
             retention_days: None,
+            keep_versions: None,
         })
     }
 }
@@ -194,6 +199,7 @@ impl Store {
                 crate::lifecycle::retention_days(&self.config, "x-artifact-retention-days", days)
             })
             .transpose()?;
+        spec.keep_versions = new.keep_versions;
         let size = new.body.len() as u64;
         if size > MAX_DIRECT_UPLOAD_BYTES {
             return Err(Error::TooLarge {
@@ -297,6 +303,7 @@ impl Store {
                 &self.config,
                 current.as_ref().map(|a| &a.lifecycle),
                 spec.retention_days,
+                spec.keep_versions,
                 time::OffsetDateTime::now_utc(),
             );
             let version = Version {

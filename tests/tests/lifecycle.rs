@@ -778,6 +778,30 @@ async fn keep_versions_hides_the_older_ones_and_the_purge_removes_them() {
             .status(),
         200
     );
+    // The header on write sets it too (and a bad one is a 400 naming it).
+    let bad = harness::upload(
+        &env,
+        Call::upload("wf", "k.bin", b"x")
+            .by(&alice)
+            .header("x-artifact-keep-versions", "0"),
+    )
+    .await;
+    assert_eq!(json_body(&bad)["field"], json!("x-artifact-keep-versions"));
+    let by_header = harness::upload(
+        &env,
+        Call::upload("wf", "h.bin", b"1")
+            .by(&alice)
+            .header("x-artifact-keep-versions", "1"),
+    )
+    .await;
+    let h = json_body(&by_header)["artifact"]["artifactId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(json_body(&by_header)["artifact"]["keepVersions"], json!(1));
+    put(&env, &alice, "wf", "h.bin", b"2").await;
+    assert_eq!(fetch(&env, &alice, &h, Some(1)).await.status(), 404);
+    assert_eq!(bytes(&fetch(&env, &alice, &h, Some(2)).await), b"2");
     for body in &bodies[1..] {
         put(&env, &alice, "wf", "k.bin", body).await;
     }
@@ -803,7 +827,8 @@ async fn keep_versions_hides_the_older_ones_and_the_purge_removes_them() {
     );
 
     let report = purge_run(&env).await;
-    assert_eq!(report["versions"], json!(3), "{report}");
+    // Versions 1-3 of k.bin and version 1 of h.bin.
+    assert_eq!(report["versions"], json!(4), "{report}");
     assert_eq!(s3_versions(&env, "acme", &id).await.len(), 2);
     for v in 1..=3 {
         assert!(!item_exists(&env, &artifact_pk("acme", &id), &version_sk(v)).await);

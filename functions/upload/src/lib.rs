@@ -37,6 +37,9 @@ async fn upload(store: &Store, req: &Request) -> Result<Response<Body>> {
         condition: condition(req)?,
         body: http::body_bytes(req).to_vec(),
         retention_days: retention_days(req)?,
+        keep_versions: header_str(req, "x-artifact-keep-versions")?
+            .map(artifacts::lifecycle::parse_keep_header)
+            .transpose()?,
     };
     let (artifact, version) = store.put(&principal, new).await?;
 
