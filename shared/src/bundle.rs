@@ -436,10 +436,15 @@ impl Store {
     /// Why a pinned artifact is not in the filtered selection.
     async fn unselected_pin(&self, org: &str, workflow_id: &str, artifact_id: &str) -> Error {
         match self.metadata.artifact(org, artifact_id).await {
-            Ok(Some(a)) if a.workflow_id == workflow_id => Error::bad_request(
-                "pin",
-                format!("artifact {artifact_id} is not selected by artifactType/prefix"),
-            ),
+            Ok(Some(a))
+                if a.workflow_id == workflow_id
+                    && crate::lifecycle::readable(&a, time::OffsetDateTime::now_utc()).is_ok() =>
+            {
+                Error::bad_request(
+                    "pin",
+                    format!("artifact {artifact_id} is not selected by artifactType/prefix"),
+                )
+            }
             Ok(_) => Error::NotFound("artifact"),
             Err(e) => e,
         }
@@ -470,11 +475,16 @@ impl Store {
                 .expression_attribute_values(":prefix", AttributeValue::S(path_sk(prefix)))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take());
-            if let Some(t) = artifact_type {
-                query = query
-                    .filter_expression("artifactType = :type")
-                    .expression_attribute_values(":type", AttributeValue::S(t.to_owned()));
-            }
+            // Expired artifacts are not bundled (SPEC §12); trashed ones
+            // have no path item.
+            let (live, now) = crate::lifecycle::listing_filter(time::OffsetDateTime::now_utc());
+            query = query.expression_attribute_values(":lcnow", AttributeValue::S(now));
+            query = match artifact_type {
+                Some(t) => query
+                    .filter_expression(format!("artifactType = :type AND {live}"))
+                    .expression_attribute_values(":type", AttributeValue::S(t.to_owned())),
+                None => query.filter_expression(live),
+            };
             let page = query
                 .send()
                 .await

@@ -43,6 +43,12 @@ pub struct Config {
     pub auth: AuthMode,
     /// `ARTIFACTS_AUDIT_DAYS` (default 400): audit records expire by TTL after this.
     pub audit_days: u64,
+    /// SPEC §12: days a deleted artifact stays restorable (`ARTIFACTS_TRASH_DAYS`, default 7).
+    pub trash_days: u64,
+    /// Retention given to new artifacts that ask for none (0: keep forever).
+    pub default_retention_days: u64,
+    /// The cap on retention (0: no cap).
+    pub max_retention_days: u64,
 }
 
 /// A configuration problem, naming the variable.
@@ -127,6 +133,19 @@ impl Config {
                 "ARTIFACTS_AUDIT_DAYS",
                 get("ARTIFACTS_AUDIT_DAYS"),
                 crate::audit::DEFAULT_AUDIT_DAYS,
+            )?,
+            trash_days: bounded("ARTIFACTS_TRASH_DAYS", get("ARTIFACTS_TRASH_DAYS"), 7, 3650)?,
+            default_retention_days: bounded(
+                "ARTIFACTS_DEFAULT_RETENTION_DAYS",
+                get("ARTIFACTS_DEFAULT_RETENTION_DAYS"),
+                0,
+                36500,
+            )?,
+            max_retention_days: bounded(
+                "ARTIFACTS_MAX_RETENTION_DAYS",
+                get("ARTIFACTS_MAX_RETENTION_DAYS"),
+                0,
+                36500,
             )?,
         })
     }

@@ -89,6 +89,70 @@ impl Content {
         Ok(bytes.into_bytes().to_vec())
     }
 
+    /// Every object version and delete marker of exactly `key`, at most
+    /// `max` (one `ListObjectVersions` page of up to 1000).
+    pub async fn versions_of(&self, key: &str, max: i32) -> Result<Vec<String>> {
+        let out = self
+            .s3
+            .list_object_versions()
+            .bucket(&self.bucket)
+            .prefix(key)
+            .max_keys(max)
+            .send()
+            .await
+            .map_err(|e| Error::upstream("s3", e))?;
+        let versions = out
+            .versions()
+            .iter()
+            .filter(|v| v.key() == Some(key))
+            .filter_map(|v| v.version_id().map(str::to_owned));
+        let markers = out
+            .delete_markers()
+            .iter()
+            .filter(|m| m.key() == Some(key))
+            .filter_map(|m| m.version_id().map(str::to_owned));
+        Ok(versions.chain(markers).collect())
+    }
+
+    /// Remove object versions of `key` for good, up to 1000 in one
+    /// `DeleteObjects`; any per-object error fails the call.
+    pub async fn delete_versions(&self, key: &str, version_ids: &[String]) -> Result<()> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        if version_ids.is_empty() {
+            return Ok(());
+        }
+        let objects = version_ids
+            .iter()
+            .map(|v| {
+                ObjectIdentifier::builder()
+                    .key(key)
+                    .version_id(v)
+                    .build()
+                    .map_err(|e| Error::upstream("s3", e))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| Error::upstream("s3", e))?;
+        let out = self
+            .s3
+            .delete_objects()
+            .bucket(&self.bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| Error::upstream("s3", e))?;
+        if let Some(e) = out.errors().first() {
+            return Err(Error::upstream(
+                "s3",
+                format!("{:?}: {:?}", e.code(), e.message()),
+            ));
+        }
+        Ok(())
+    }
+
     /// Remove one object version (cleanup of content no version points at).
     pub async fn delete_version(&self, key: &str, version_id: &str) -> Result<()> {
         self.s3

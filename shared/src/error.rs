@@ -41,6 +41,13 @@ pub enum Error {
     /// The resource existed but is no longer available (expired link).
     #[error("gone: {0}")]
     Gone(&'static str),
+    /// The artifact is past its `expiresAt` (SPEC §12): 410 `expired` to its
+    /// own org (other orgs never reach it and get the plain 404).
+    #[error("artifact expired")]
+    Expired,
+    /// A legal hold forbids the change (SPEC §12): 409 naming the hold.
+    #[error("held: {reason}")]
+    Held { reason: String },
     /// Too many requests for one resource; try again after `retry_after` seconds.
     #[error("rate limited: retry after {retry_after} s")]
     RateLimited { retry_after: u64 },

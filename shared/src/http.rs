@@ -201,6 +201,18 @@ pub fn problem(err: &Error, request_id: &str) -> Response<Body> {
             format!("{what} is no longer available"),
             None,
         ),
+        Error::Expired => (
+            StatusCode::GONE,
+            "expired",
+            "the artifact has expired".into(),
+            None,
+        ),
+        Error::Held { reason } => (
+            StatusCode::CONFLICT,
+            "held",
+            format!("the artifact is under legal hold ({reason}); release the hold first"),
+            Some("hold"),
+        ),
         Error::RateLimited { .. } => (
             StatusCode::TOO_MANY_REQUESTS,
             "too-many-requests",

@@ -7,7 +7,8 @@
 //! Layers point one way:
 //! - capabilities, each with its own `impl Store` block: [`store`] (the
 //!   front door: construction and the version commit), [`uploads`],
-//!   [`listing`], [`links`], [`audit`], [`delivery`], [`bundle`], [`reader`], [`sweep`];
+//!   [`listing`], [`links`], [`audit`], [`delivery`], [`bundle`], [`reader`], [`sweep`],
+//!   [`lifecycle`], [`purge`];
 //! - adapters, which never import a capability: [`metadata`] (DynamoDB),
 //!   [`content`] (S3, including the `deliveries/` copies), [`envelope`] (KMS
 //!   data keys), [`link_key`] (the KMS HMAC key and the link token codec),
@@ -25,11 +26,13 @@ pub mod delivery;
 pub mod envelope;
 pub mod error;
 pub mod http;
+pub mod lifecycle;
 pub mod link_key;
 pub mod links;
 pub mod listing;
 pub mod metadata;
 pub mod model;
+pub mod purge;
 pub mod reader;
 pub mod sdk;
 pub mod store;

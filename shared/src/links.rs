@@ -449,6 +449,15 @@ impl Store {
             )
             .await?;
         let Some(item) = item else {
+            // Purged with its artifact (SPEC §12): 404 like the artifact.
+            if self
+                .metadata
+                .artifact(org, &claims.artifact_id)
+                .await?
+                .is_none()
+            {
+                return Err(Error::NotFound("link"));
+            }
             // Never recorded, or removed by TTL after its expiry.
             return Ok(LinkState::Refused("unknown"));
         };
@@ -467,13 +476,20 @@ impl Store {
             self.metadata
                 .version(org, &claims.artifact_id, claims.version),
         );
-        Ok(match (artifact?, record?) {
+        let (artifact, record) = (artifact?, record?);
+        if let Some(a) = &artifact {
+            // Trashed: 404 as for a missing artifact; expired: 410 `expired`.
+            crate::lifecycle::readable(a, time::OffsetDateTime::now_utc())?;
+        }
+        Ok(match (artifact, record) {
             (Some(artifact), Some(record)) => LinkState::Live(Box::new(OpenLink {
                 claims: claims.clone(),
                 artifact,
                 record,
                 url_ttl: url_ttl(claims, now),
             })),
+            // The pinned version was deleted (SPEC §12): as if it never existed.
+            (Some(_), None) => return Err(Error::NotFound("version")),
             _ => LinkState::Refused("deleted"),
         })
     }

@@ -96,6 +96,7 @@ const LIBRARY_PARAMS: &[&str] = &[
     "workflowId",
     "createdAfter",
     "createdBefore",
+    "state",
 ];
 
 /// What is listed.
@@ -119,6 +120,9 @@ pub struct ListQuery {
     pub limit: usize,
     pub include_versions: bool,
     pub cursor: Option<String>,
+    /// `state=deleted` on the library: the org's trash (SPEC §12), newest
+    /// deletion first; `createdAfter`/`createdBefore` then bound `deletedAt`.
+    pub trash: bool,
 }
 
 impl ListQuery {
@@ -225,7 +229,19 @@ impl ListQuery {
             ));
         }
         let cursor = given.get("cursor").map(|c| (*c).to_owned());
+        let trash = match given.get("state").copied() {
+            None | Some("live") => false,
+            Some("deleted") if !given.contains_key("workflowId") => true,
+            Some("deleted") => {
+                return Err(Error::bad_request(
+                    "state",
+                    "the trash (state=deleted) is listed org-wide, without workflowId",
+                ));
+            }
+            Some(_) => return Err(Error::bad_request("state", "must be live or deleted")),
+        };
         Ok(ListQuery {
+            trash,
             listing,
             artifact_type,
             prefix,
@@ -382,7 +398,14 @@ impl Plan {
             values.push((":type", t.clone()));
         }
         let (lower, upper) = date_bounds(q.created_after, q.created_before);
+        if !q.trash {
+            // The lifecycle gate, as a filter (see crate::lifecycle).
+            let (live, now) = crate::lifecycle::listing_filter(OffsetDateTime::now_utc());
+            filters.push(live);
+            values.push((":lcnow", now));
+        }
         let binding = vec![
+            Some(if q.trash { "trash" } else { "live" }.to_owned()),
             Some(CURSOR_FORMAT.to_string()),
             Some(org.to_owned()),
             Some(
@@ -427,6 +450,7 @@ impl Plan {
             Listing::Library { workflow_id } => {
                 let partition = match workflow_id {
                     Some(w) => workflow_pk(org, w),
+                    None if q.trash => metadata::trash_pk(org),
                     None => library_pk(org),
                 };
                 if let Some(p) = &q.prefix {
@@ -1171,6 +1195,7 @@ mod tests {
             updated_at: T.into(),
             updated_by: "u2".into(),
             metadata: BTreeMap::new(),
+            lifecycle: Default::default(),
         };
         let [by_id, by_path] = metadata::artifact_items("acme", &a);
         let s = |item: &RawItem, n: &str| match item.get(n) {

@@ -64,9 +64,11 @@ use aws_sdk_dynamodb::types::{CancellationReason, ReturnValuesOnConditionCheckFa
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::model::{Artifact, ArtifactPath, NameClaim, NameKind, Version};
+use crate::model::{Artifact, ArtifactPath, Hold, Lifecycle, NameClaim, NameKind, Version};
 
 pub const ARTIFACT_SK: &str = "#META";
+/// The attribute that hides a version item until the purge removes it.
+pub const HIDDEN: &str = "hiddenAt";
 const VERSION_SK_PREFIX: &str = "V#";
 
 pub fn artifact_pk(org: &str, artifact_id: &str) -> String {
@@ -105,17 +107,48 @@ pub fn library_sk(created_at: &str, artifact_id: &str) -> String {
     format!("{created_at}#{artifact_id}")
 }
 
+/// The global secondary index of what the purge must visit, by due time
+/// (`gsi2pk` = [`DUE_PK`], `gsi2sk` = `{dueAt}#{pk}#{sk}`): sparse, only
+/// items that will be purged carry its keys (SPEC §12, `crate::purge`).
+pub const DUE_INDEX: &str = "gsi2";
+/// The one partition of the due index.
+pub const DUE_PK: &str = "due";
+
+/// The due index sort key of an item.
+pub fn due_sk(due_at: &str, pk: &str, sk: &str) -> String {
+    format!("{due_at}#{pk}#{sk}")
+}
+
+/// The library index partition of an org's trash (the by-id items of
+/// trashed artifacts move there, keyed by `deletedAt`).
+pub fn trash_pk(org: &str) -> String {
+    format!("{org}#T")
+}
+
 /// The two artifact items (by id, by path) as a version commit writes them,
-/// library index keys included.
+/// library index keys included (and, on the by-id item, the due index keys
+/// when the artifact will expire).
 pub fn artifact_items(org: &str, artifact: &Artifact) -> [HashMap<String, AttributeValue>; 2] {
     let index_sk = library_sk(&artifact.created_at, &artifact.artifact_id);
-    let mut by_id = artifact_item(
-        artifact,
-        artifact_pk(org, &artifact.artifact_id),
-        ARTIFACT_SK.into(),
-    );
-    by_id.insert("gsi1pk".into(), s(library_pk(org)));
-    by_id.insert("gsi1sk".into(), s(&index_sk));
+    let pk = artifact_pk(org, &artifact.artifact_id);
+    let mut by_id = artifact_item(artifact, pk.clone(), ARTIFACT_SK.into());
+    match &artifact.lifecycle.deleted_at {
+        Some(deleted_at) => {
+            by_id.insert("gsi1pk".into(), s(trash_pk(org)));
+            by_id.insert(
+                "gsi1sk".into(),
+                s(library_sk(deleted_at, &artifact.artifact_id)),
+            );
+        }
+        None => {
+            by_id.insert("gsi1pk".into(), s(library_pk(org)));
+            by_id.insert("gsi1sk".into(), s(&index_sk));
+        }
+    }
+    if let Some(due) = artifact.lifecycle.due_at() {
+        by_id.insert("gsi2pk".into(), s(DUE_PK));
+        by_id.insert("gsi2sk".into(), s(due_sk(due, &pk, ARTIFACT_SK)));
+    }
     let mut by_path = artifact_item(
         artifact,
         workflow_pk(org, &artifact.workflow_id),
@@ -220,6 +253,8 @@ impl Metadata {
             .transpose()
     }
 
+    /// A version by number; a version hidden for purge (`hiddenAt`: deleted,
+    /// or beyond `keepVersions`) is absent.
     pub async fn version(
         &self,
         org: &str,
@@ -228,6 +263,7 @@ impl Metadata {
     ) -> Result<Option<VersionRecord>> {
         self.get(artifact_pk(org, artifact_id), version_sk(version))
             .await?
+            .filter(|item| !item.0.contains_key(HIDDEN))
             .map(|item| item.version_record())
             .transpose()
     }
@@ -275,6 +311,7 @@ impl Metadata {
                 .expression_attribute_values(":lo", AttributeValue::S(version_sk(0)))
                 .expression_attribute_values(":hi", AttributeValue::S(upper.clone()))
                 .projection_expression("#version, #size, sha256, contentType, createdAt, createdBy")
+                .filter_expression("attribute_not_exists(hiddenAt)")
                 .expression_attribute_names("#version", "version")
                 .expression_attribute_names("#size", "size")
                 .scan_index_forward(false)
@@ -422,7 +459,7 @@ impl Metadata {
     /// The action that claims one name of a new artifact's path: the file
     /// name only if nobody holds it; a directory if nobody does or it is a
     /// directory of the same spelling, counting one more path below it.
-    fn name_claim(
+    pub(crate) fn name_claim(
         &self,
         org: &str,
         workflow_id: &str,
@@ -539,7 +576,7 @@ fn artifact_item(a: &Artifact, pk: String, sk: String) -> HashMap<String, Attrib
         .iter()
         .map(|(k, v)| (k.clone(), s(v)))
         .collect::<HashMap<_, _>>();
-    HashMap::from([
+    let mut item = HashMap::from([
         ("pk".into(), s(pk)),
         ("sk".into(), s(sk)),
         ("artifactId".into(), s(&a.artifact_id)),
@@ -556,7 +593,39 @@ fn artifact_item(a: &Artifact, pk: String, sk: String) -> HashMap<String, Attrib
         ("updatedAt".into(), s(&a.updated_at)),
         ("updatedBy".into(), s(&a.updated_by)),
         ("metadata".into(), AttributeValue::M(metadata)),
-    ])
+    ]);
+    let l = &a.lifecycle;
+    let mut opt = |name: &str, value: Option<AttributeValue>| {
+        if let Some(v) = value {
+            item.insert(name.into(), v);
+        }
+    };
+    opt("retainUntil", l.expires_at.as_ref().map(s));
+    opt("retentionDays", l.retention_days.map(n));
+    opt("keepVersions", l.keep_versions.map(n));
+    opt(
+        "legalHold",
+        l.hold.as_ref().map(|h| {
+            AttributeValue::M(HashMap::from([
+                ("reason".into(), s(&h.reason)),
+                ("heldAt".into(), s(&h.held_at)),
+                ("heldBy".into(), s(&h.held_by)),
+            ]))
+        }),
+    );
+    opt("library", l.library.then_some(AttributeValue::Bool(true)));
+    opt(
+        "expiresFixed",
+        l.expires_fixed.then_some(AttributeValue::Bool(true)),
+    );
+    opt(
+        "highestVersion",
+        (l.highest_version > a.latest_version).then(|| n(l.highest_version)),
+    );
+    opt("deletedAt", l.deleted_at.as_ref().map(s));
+    opt("deletedBy", l.deleted_by.as_ref().map(s));
+    opt("purgeAfter", l.purge_after.as_ref().map(s));
+    item
 }
 
 /// The version item a version commit writes (public for bulk seeding in
@@ -616,6 +685,55 @@ impl Item {
         }
     }
 
+    fn opt_s(&self, name: &str) -> Option<String> {
+        match self.0.get(name) {
+            Some(AttributeValue::S(v)) => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    fn opt_n(&self, name: &str) -> Result<Option<u64>> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(AttributeValue::N(v)) => v.parse().map(Some).map_err(|_| malformed(name)),
+            Some(_) => Err(malformed(name)),
+        }
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        matches!(self.0.get(name), Some(AttributeValue::Bool(true)))
+    }
+
+    fn lifecycle(&self) -> Result<Lifecycle> {
+        let hold = match self.0.get("legalHold") {
+            None => None,
+            Some(AttributeValue::M(m)) => {
+                let get = |k: &str| match m.get(k) {
+                    Some(AttributeValue::S(v)) => Ok(v.clone()),
+                    _ => Err(malformed("hold")),
+                };
+                Some(Hold {
+                    reason: get("reason")?,
+                    held_at: get("heldAt")?,
+                    held_by: get("heldBy")?,
+                })
+            }
+            Some(_) => return Err(malformed("hold")),
+        };
+        Ok(Lifecycle {
+            expires_at: self.opt_s("retainUntil"),
+            retention_days: self.opt_n("retentionDays")?,
+            keep_versions: self.opt_n("keepVersions")?,
+            hold,
+            library: self.flag("library"),
+            expires_fixed: self.flag("expiresFixed"),
+            highest_version: self.opt_n("highestVersion")?.unwrap_or(0),
+            deleted_at: self.opt_s("deletedAt"),
+            deleted_by: self.opt_s("deletedBy"),
+            purge_after: self.opt_s("purgeAfter"),
+        })
+    }
+
     fn b(&self, name: &str) -> Option<Vec<u8>> {
         match self.0.get(name) {
             Some(AttributeValue::B(v)) => Some(v.as_ref().to_vec()),
@@ -635,6 +753,7 @@ impl Item {
             None => BTreeMap::new(),
             Some(_) => return Err(malformed("metadata")),
         };
+        let latest_version = self.n("latestVersion")?;
         Ok(Artifact {
             artifact_id: self.s("artifactId")?,
             workflow_id: self.s("workflowId")?,
@@ -644,12 +763,13 @@ impl Item {
             content_type: self.s("contentType")?,
             size: self.n("size")?,
             sha256: self.s("sha256")?,
-            latest_version: self.n("latestVersion")?,
+            latest_version,
             created_at: self.s("createdAt")?,
             created_by: self.s("createdBy")?,
             updated_at: self.s("updatedAt")?,
             updated_by: self.s("updatedBy")?,
             metadata,
+            lifecycle: self.lifecycle()?,
         })
     }
 
@@ -714,6 +834,7 @@ mod tests {
             updated_at: "2026-01-02T00:00:00.000Z".into(),
             updated_by: "u2".into(),
             metadata: BTreeMap::from([("owner".into(), "team".into())]),
+            lifecycle: Default::default(),
         }
     }
 

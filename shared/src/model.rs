@@ -31,6 +31,70 @@ pub struct Artifact {
     pub updated_at: String,
     pub updated_by: String,
     pub metadata: BTreeMap<String, String>,
+    /// Retention, holds, the library flag and the trash (SPEC §12); see
+    /// [`crate::lifecycle`] for the rules.
+    #[serde(flatten)]
+    pub lifecycle: Lifecycle,
+}
+
+/// An artifact's lifecycle state, stored on both artifact items.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Lifecycle {
+    /// When the artifact expires (`null`: kept forever). Stored as
+    /// `retainUntil`, never as the table's TTL attribute `expiresAt`.
+    pub expires_at: Option<String>,
+    /// Days each new version restarts the clock with (unless `expiresAt`
+    /// was set explicitly).
+    pub retention_days: Option<u64>,
+    /// Only the N newest versions stay readable.
+    pub keep_versions: Option<u64>,
+    /// A legal hold: no delete, no expiry.
+    pub hold: Option<Hold>,
+    /// Published to the org's library (issue 13 owns the filters).
+    pub library: bool,
+    /// `expiresAt` was set explicitly (a new version keeps it).
+    #[serde(skip)]
+    pub expires_fixed: bool,
+    /// The highest version number ever committed when above
+    /// `latestVersion` (0 otherwise): numbers are never reused, even after
+    /// the newest version is deleted.
+    #[serde(skip)]
+    pub highest_version: u64,
+    /// In the trash since (and by whom), purged after `purgeAfter`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purge_after: Option<String>,
+}
+
+/// A legal hold (SPEC §12).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hold {
+    pub reason: String,
+    pub held_at: String,
+    pub held_by: String,
+}
+
+impl Artifact {
+    /// The number the next version gets.
+    pub fn next_version(&self) -> u64 {
+        self.latest_version.max(self.lifecycle.highest_version) + 1
+    }
+}
+
+impl Lifecycle {
+    /// When the purge should pick the artifact up, if ever: a trashed one
+    /// after `purgeAfter`, an expired one at `expiresAt`; a held one never.
+    pub fn due_at(&self) -> Option<&str> {
+        if self.hold.is_some() {
+            return None;
+        }
+        self.purge_after.as_deref().or(self.expires_at.as_deref())
+    }
 }
 
 /// One version of an artifact as the API shows it.

@@ -52,6 +52,11 @@ pub struct NewVersion {
     pub body: Vec<u8>,
     /// Where the request came from, for its audit record.
     pub origin: crate::audit::Origin,
+    /// `x-artifact-retention-days`: restart the artifact's clock with this
+    /// many days (capped by `ARTIFACTS_MAX_RETENTION_DAYS`).
+    pub retention_days: Option<u64>,
+    /// `x-artifact-keep-versions`: keep only the N newest versions.
+    pub keep_versions: Option<u64>,
 }
 
 /// Content sealed for one artifact id, ready to be committed as a version.
@@ -87,6 +92,10 @@ pub(crate) struct VersionSpec {
     pub content_type: String,
     pub metadata: Option<BTreeMap<String, String>>,
     pub condition: WriteCondition,
+    /// Retention days asked for with this write (see [`crate::lifecycle`]).
+    pub retention_days: Option<u64>,
+    /// Keep-versions asked for with this write.
+    pub keep_versions: Option<u64>,
 }
 
 impl VersionSpec {
@@ -115,6 +124,8 @@ impl VersionSpec {
             content_type,
             metadata,
             condition,
+            retention_days: None,
+            keep_versions: None,
         })
     }
 }
@@ -176,7 +187,7 @@ impl Store {
     /// commit, so no version ever points at missing content.
     pub async fn put(&self, principal: &Principal, new: NewVersion) -> Result<(Artifact, Version)> {
         principal.require(Scope::Write)?;
-        let spec = VersionSpec::validate(
+        let mut spec = VersionSpec::validate(
             &new.workflow_id,
             &new.path,
             new.artifact_type,
@@ -184,6 +195,13 @@ impl Store {
             new.metadata,
             new.condition,
         )?;
+        spec.retention_days = new
+            .retention_days
+            .map(|days| {
+                crate::lifecycle::retention_days(&self.config, "x-artifact-retention-days", days)
+            })
+            .transpose()?;
+        spec.keep_versions = new.keep_versions;
         let size = new.body.len() as u64;
         if size > MAX_DIRECT_UPLOAD_BYTES {
             return Err(Error::TooLarge {
@@ -290,8 +308,16 @@ impl Store {
             };
 
             let now = model::now_rfc3339();
+            let number = current.as_ref().map_or(1, Artifact::next_version);
+            let lifecycle = crate::lifecycle::on_commit(
+                &self.config,
+                current.as_ref().map(|a| &a.lifecycle),
+                spec.retention_days,
+                spec.keep_versions,
+                time::OffsetDateTime::now_utc(),
+            );
             let version = Version {
-                version: latest + 1,
+                version: number,
                 size: ready.size,
                 sha256: ready.sha256.clone(),
                 content_type: spec.content_type.clone(),
@@ -311,7 +337,7 @@ impl Store {
                 content_type: spec.content_type.clone(),
                 size: ready.size,
                 sha256: ready.sha256.clone(),
-                latest_version: latest + 1,
+                latest_version: number,
                 created_at: current
                     .as_ref()
                     .map_or_else(|| now.clone(), |a| a.created_at.clone()),
@@ -325,6 +351,7 @@ impl Store {
                     .clone()
                     .or_else(|| current.as_ref().map(|a| a.metadata.clone()))
                     .unwrap_or_default(),
+                lifecycle,
             };
             let record = VersionRecord {
                 version: version.clone(),
@@ -352,7 +379,14 @@ impl Store {
                 .commit_version(org, &artifact, &spec.path, &record, latest, also)
                 .await
             {
-                Ok(()) => return Ok(Some((artifact, version))),
+                Ok(()) => {
+                    if artifact.lifecycle.keep_versions.is_some()
+                        && let Err(e) = self.hide_old_versions(org, &artifact).await
+                    {
+                        tracing::warn!(error = %e, "could not hide versions beyond keepVersions");
+                    }
+                    return Ok(Some((artifact, version)));
+                }
                 Err(Error::Conflict(_))
                     if matches!(spec.condition, WriteCondition::Any | WriteCondition::Absent) =>
                 {
@@ -417,10 +451,13 @@ impl Store {
     pub async fn artifact(&self, principal: &Principal, artifact_id: &str) -> Result<Artifact> {
         principal.require(Scope::Read)?;
         let artifact_id = model::parse_artifact_id(artifact_id)?;
-        self.metadata
+        let artifact = self
+            .metadata
             .artifact(&principal.org, artifact_id)
             .await?
-            .ok_or(Error::NotFound("artifact"))
+            .ok_or(Error::NotFound("artifact"))?;
+        crate::lifecycle::readable(&artifact, time::OffsetDateTime::now_utc())?;
+        Ok(artifact)
     }
 
     /// One page of an artifact's history, newest first.

@@ -126,8 +126,48 @@ pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxErro
             .send()
             .await?;
     }
+    // The purge's due index (SPEC §12, shared/src/purge.rs): keys only.
+    let due_index = || -> Result<_, BoxError> {
+        Ok((
+            vec![
+                key("gsi2pk", KeyType::Hash)?,
+                key("gsi2sk", KeyType::Range)?,
+            ],
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        ))
+    };
+    let has_due_index = described.as_ref().is_ok_and(|d| {
+        d.table()
+            .map(|t| t.global_secondary_indexes())
+            .unwrap_or_default()
+            .iter()
+            .any(|i| i.index_name() == Some(artifacts::metadata::DUE_INDEX))
+    });
+    if exists && !has_due_index {
+        let (keys, projection) = due_index()?;
+        ddb.update_table()
+            .table_name(&resource)
+            .attribute_definitions(attr("gsi2pk")?)
+            .attribute_definitions(attr("gsi2sk")?)
+            .global_secondary_index_updates(
+                GlobalSecondaryIndexUpdate::builder()
+                    .create(
+                        CreateGlobalSecondaryIndexAction::builder()
+                            .index_name(artifacts::metadata::DUE_INDEX)
+                            .set_key_schema(Some(keys))
+                            .projection(projection)
+                            .build()?,
+                    )
+                    .build(),
+            )
+            .send()
+            .await?;
+    }
     if !exists {
         let (keys, projection) = library_keys()?;
+        let (due_keys, due_projection) = due_index()?;
         ddb.create_table()
             .table_name(&resource)
             .billing_mode(BillingMode::PayPerRequest)
@@ -137,11 +177,20 @@ pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxErro
             .attribute_definitions(attr("sk")?)
             .attribute_definitions(attr("gsi1pk")?)
             .attribute_definitions(attr("gsi1sk")?)
+            .attribute_definitions(attr("gsi2pk")?)
+            .attribute_definitions(attr("gsi2sk")?)
             .global_secondary_indexes(
                 GlobalSecondaryIndex::builder()
                     .index_name(artifacts::metadata::LIBRARY_INDEX)
                     .set_key_schema(Some(keys))
                     .projection(projection)
+                    .build()?,
+            )
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(artifacts::metadata::DUE_INDEX)
+                    .set_key_schema(Some(due_keys))
+                    .projection(due_projection)
                     .build()?,
             )
             .send()
@@ -699,6 +748,66 @@ impl Call {
             &format!("/v1/artifacts/{artifact_id}/audit"),
         )
         .path_param("artifactId", artifact_id)
+    }
+
+    /// `DELETE /v1/artifacts/{artifactId}` (SPEC §12)
+    pub fn delete_artifact(artifact_id: &str) -> Self {
+        Self::new(
+            "DELETE",
+            "/v1/artifacts/{artifactId}",
+            &format!("/v1/artifacts/{artifact_id}"),
+        )
+        .path_param("artifactId", artifact_id)
+    }
+
+    /// `PATCH /v1/artifacts/{artifactId}` with a merge-patch body
+    pub fn patch_artifact(artifact_id: &str, patch: &Value) -> Self {
+        Self::new(
+            "PATCH",
+            "/v1/artifacts/{artifactId}",
+            &format!("/v1/artifacts/{artifact_id}"),
+        )
+        .path_param("artifactId", artifact_id)
+        .header("content-type", "application/merge-patch+json")
+        .raw_body(&patch.to_string())
+    }
+
+    /// `POST /v1/artifacts/{artifactId}/restore`
+    pub fn restore(artifact_id: &str) -> Self {
+        Self::new(
+            "POST",
+            "/v1/artifacts/{artifactId}/restore",
+            &format!("/v1/artifacts/{artifact_id}/restore"),
+        )
+        .path_param("artifactId", artifact_id)
+    }
+
+    /// `DELETE /v1/artifacts/{artifactId}/versions/{version}`
+    pub fn delete_version(artifact_id: &str, version: &str) -> Self {
+        Self::new(
+            "DELETE",
+            "/v1/artifacts/{artifactId}/versions/{version}",
+            &format!("/v1/artifacts/{artifact_id}/versions/{version}"),
+        )
+        .path_param("artifactId", artifact_id)
+        .path_param("version", version)
+    }
+
+    /// `PUT /v1/artifacts/{artifactId}/hold` (`reason`) or, with `None`, `DELETE`
+    pub fn hold(artifact_id: &str, reason: Option<&str>) -> Self {
+        let method = if reason.is_some() { "PUT" } else { "DELETE" };
+        let call = Self::new(
+            method,
+            "/v1/artifacts/{artifactId}/hold",
+            &format!("/v1/artifacts/{artifact_id}/hold"),
+        )
+        .path_param("artifactId", artifact_id);
+        match reason {
+            Some(r) => call
+                .header("content-type", "application/json")
+                .raw_body(&json!({ "reason": r }).to_string()),
+            None => call,
+        }
     }
 
     /// `GET /v1/audit`

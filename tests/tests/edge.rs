@@ -237,7 +237,13 @@ async fn large_bodies_pass_both_ways_byte_exact() {
 /// (function, method, path, Allow): a method the function does not serve on
 /// a path it does.
 const WRONG_METHODS: &[(&str, &str, &str, &str)] = &[
-    ("artifacts-versions", "DELETE", "/v1/artifacts/ID", "GET"),
+    // DELETE and PATCH are lifecycle routes (SPEC §12); PUT is not.
+    (
+        "artifacts-versions",
+        "PUT",
+        "/v1/artifacts/ID",
+        "GET, DELETE, PATCH",
+    ),
     (
         "artifacts-versions",
         "PUT",
@@ -340,7 +346,7 @@ async fn every_function_answers_a_method_it_does_not_serve_with_405_and_allow() 
             .unwrap();
         assert_eq!(through.status(), 404, "{method} {path}");
     }
-    // And the artifact is still there: DELETE did not act as GET or anything else.
+    // And the artifact is still there: no wrong method acted as another.
     let (status, _, got) = download(&edge, &token, id).await;
     assert_eq!((status, got.as_slice()), (200, &b"# A"[..]));
 }
@@ -352,7 +358,7 @@ async fn unrouted_requests_answer_like_api_gateway() {
     for (method, path) in [
         ("GET", "/"),
         ("GET", "/v1/nothing"),
-        ("DELETE", "/v1/artifacts/x"),
+        ("PUT", "/v1/artifacts/x"),
         ("POST", "/v1/artifacts"),
         ("GET", "/v1/workflows/wf/artifacts/a.md"),
         ("PUT", "/v1/workflows/wf/artifacts/"),

@@ -58,6 +58,17 @@ const SPEC_ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/audit", "versions"),
     // SPEC §16: the OpenAPI document.
     ("GET", "/v1/openapi.json", "versions"),
+    // SPEC §12 (lifecycle).
+    ("DELETE", "/v1/artifacts/{artifactId}", "versions"),
+    ("PATCH", "/v1/artifacts/{artifactId}", "versions"),
+    ("POST", "/v1/artifacts/{artifactId}/restore", "versions"),
+    (
+        "DELETE",
+        "/v1/artifacts/{artifactId}/versions/{version}",
+        "versions",
+    ),
+    ("PUT", "/v1/artifacts/{artifactId}/hold", "versions"),
+    ("DELETE", "/v1/artifacts/{artifactId}/hold", "versions"),
 ];
 
 /// Routes whose function exists but does not serve them yet. The test fails
@@ -91,6 +102,10 @@ const SPEC_ENV: &[&str] = &[
     "ARTIFACTS_PUBLIC_BASE_URL",
     "ARTIFACTS_INLINE_MAX_BYTES",
     "ARTIFACTS_DIRECT_MAX_BYTES",
+    // SPEC §12.
+    "ARTIFACTS_TRASH_DAYS",
+    "ARTIFACTS_DEFAULT_RETENTION_DAYS",
+    "ARTIFACTS_MAX_RETENTION_DAYS",
     "ARTIFACTS_AUTH_MODE",
     "ARTIFACTS_DEV_JWT_SECRET",
     // SPEC §13.
@@ -530,6 +545,26 @@ const TABLE_WRITES: &[(&str, &str, &[&str])] = &[
     ("artifacts-bundle", "BatchWriteItem", &["audit"]),
     // Refused audit reads are recorded.
     ("artifacts-versions", "PutItem", &["audit"]),
+    // SPEC §12: lifecycle transactions (artifact, path and name items) and
+    // `?purge=true`, which also deletes link pointers and use records.
+    ("artifacts-versions", "PutItem", &["artifact", "workflow"]),
+    (
+        "artifacts-versions",
+        "UpdateItem",
+        &["artifact", "workflow"],
+    ),
+    (
+        "artifacts-versions",
+        "DeleteItem",
+        &["artifact", "workflow", "link"],
+    ),
+    ("artifacts-purge", "PutItem", &["artifact"]),
+    ("artifacts-purge", "UpdateItem", &["workflow"]),
+    (
+        "artifacts-purge",
+        "DeleteItem",
+        &["artifact", "workflow", "link"],
+    ),
 ];
 
 #[test]

@@ -42,6 +42,10 @@ async fn upload(store: &Store, req: &Request) -> Result<Response<Body>> {
         condition: condition(req)?,
         body: http::body_bytes(req).to_vec(),
         origin: Origin::of(req),
+        retention_days: retention_days(req)?,
+        keep_versions: header_str(req, "x-artifact-keep-versions")?
+            .map(artifacts::lifecycle::parse_keep_header)
+            .transpose()?,
     };
     let refused = Subject {
         workflow_id: Some(new.workflow_id.clone()),
@@ -76,6 +80,13 @@ async fn upload(store: &Store, req: &Request) -> Result<Response<Body>> {
         }
     }
     Ok(response)
+}
+
+/// `x-artifact-retention-days: N` (SPEC §12): a whole number of days ≥ 1.
+fn retention_days(req: &Request) -> Result<Option<u64>> {
+    header_str(req, "x-artifact-retention-days")?
+        .map(artifacts::lifecycle::parse_days_header)
+        .transpose()
 }
 
 /// `If-Match: "<version>"` (compare-and-set) or `If-None-Match: *` (create only).

@@ -3,6 +3,8 @@
 //! the audit trail (SPEC §13, scope `artifacts:admin`):
 //! `GET /v1/artifacts/{artifactId}/audit` and `GET /v1/audit`;
 //! `GET /v1/openapi.json` (no principal): the API's description (SPEC §16).
+//! The lifecycle routes of SPEC §12 (`DELETE`/`PATCH` of an artifact,
+//! restore, delete one version, legal hold): see `artifacts::lifecycle`.
 
 use artifacts::audit::{Action, AuditQuery, Origin, Subject};
 use artifacts::auth::Principal;
@@ -22,6 +24,11 @@ const VERSIONS: &str = "/v1/artifacts/{artifactId}/versions";
 const ARTIFACT_AUDIT: &str = "/v1/artifacts/{artifactId}/audit";
 const AUDIT: &str = "/v1/audit";
 const OPENAPI: &str = "/v1/openapi.json";
+const RESTORE: &str = "/v1/artifacts/{artifactId}/restore";
+const VERSION: &str = "/v1/artifacts/{artifactId}/versions/{version}";
+const HOLD: &str = "/v1/artifacts/{artifactId}/hold";
+/// The media type `PATCH` takes (RFC 7396).
+const MERGE_PATCH: &str = "application/merge-patch+json";
 /// What this function serves; any other method on these paths is 405.
 pub const ROUTES: &[Route] = &[
     (Method::GET, ARTIFACT),
@@ -29,6 +36,12 @@ pub const ROUTES: &[Route] = &[
     (Method::GET, ARTIFACT_AUDIT),
     (Method::GET, AUDIT),
     (Method::GET, OPENAPI),
+    (Method::DELETE, ARTIFACT),
+    (Method::PATCH, ARTIFACT),
+    (Method::POST, RESTORE),
+    (Method::DELETE, VERSION),
+    (Method::PUT, HOLD),
+    (Method::DELETE, HOLD),
 ];
 
 /// `infra/openapi.yaml` with the fragments of `infra/openapi/` merged in, as
@@ -54,9 +67,73 @@ async fn versions(store: &Store, req: &Request) -> Result<Response<Body>> {
     if route.path == ARTIFACT_AUDIT || route.path == AUDIT {
         return audit(store, req, &principal, artifact_id).await;
     }
-    if route.path == ARTIFACT {
-        let artifact = store.artifact(&principal, artifact_id).await?;
-        return http::json(StatusCode::OK, &artifact);
+    let method = req.method().clone();
+    match (method, route.path) {
+        (Method::GET, ARTIFACT) => {
+            let artifact = store.artifact(&principal, artifact_id).await?;
+            return http::json(StatusCode::OK, &artifact);
+        }
+        (Method::DELETE, ARTIFACT) => {
+            let purge = match http::query_param(req, "purge").as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(_) => return Err(Error::bad_request("purge", "must be true or false")),
+            };
+            store
+                .delete_artifact(&principal, artifact_id, purge)
+                .await?;
+            return Ok(no_content());
+        }
+        (Method::PATCH, ARTIFACT) => {
+            let content_type = http::header_str(req, "content-type")?.unwrap_or_default();
+            let essence = content_type.split(';').next().unwrap_or("").trim();
+            if !essence.eq_ignore_ascii_case(MERGE_PATCH) {
+                return Err(Error::bad_request(
+                    "Content-Type",
+                    "must be application/merge-patch+json",
+                ));
+            }
+            let if_match = http::header_str(req, "if-match")?
+                .map(|v| {
+                    v.trim()
+                        .trim_matches('"')
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|n| *n >= 1)
+                        .ok_or_else(|| {
+                            Error::bad_request("If-Match", "must be a version number like \"3\"")
+                        })
+                })
+                .transpose()?;
+            let artifact = store
+                .patch_artifact(&principal, artifact_id, http::body_bytes(req), if_match)
+                .await?;
+            return http::json(StatusCode::OK, &artifact);
+        }
+        (Method::POST, RESTORE) => {
+            let artifact = store.restore(&principal, artifact_id).await?;
+            return http::json(StatusCode::OK, &artifact);
+        }
+        (Method::DELETE, VERSION) => {
+            store
+                .delete_version(&principal, artifact_id, route.param("version"))
+                .await?;
+            return Ok(no_content());
+        }
+        (Method::PUT, HOLD) => {
+            // Scope before body: a caller who may not hold learns nothing more.
+            principal.require(artifacts::auth::Scope::Admin)?;
+            let reason = artifacts::lifecycle::parse_hold_reason(http::body_bytes(req))?;
+            let artifact = store
+                .set_hold(&principal, artifact_id, Some(reason))
+                .await?;
+            return http::json(StatusCode::OK, &artifact);
+        }
+        (Method::DELETE, HOLD) => {
+            let artifact = store.set_hold(&principal, artifact_id, None).await?;
+            return http::json(StatusCode::OK, &artifact);
+        }
+        _ => {}
     }
     let limit = http::positive_param(req, "limit", MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
     let before = http::query_param(req, "cursor")
@@ -122,6 +199,12 @@ fn openapi(req: &Request) -> Result<Response<Body>> {
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::Text(OPENAPI_JSON.to_owned()))
         .map_err(|e| Error::upstream("http", e))
+}
+
+fn no_content() -> Response<Body> {
+    let mut response = Response::new(Body::Empty);
+    *response.status_mut() = StatusCode::NO_CONTENT;
+    response
 }
 
 /// Cursors are opaque to callers; they hold the last version seen.
