@@ -28,8 +28,24 @@ async fn upload(store: &Store, req: &Request) -> Result<Response<Body>> {
     let principal = http::principal(&store.config.auth, req)?;
     tracing::Span::current().record("org", principal.org.as_str());
     // Scope before the headers and body: a caller who may not write learns
-    // nothing more.
-    principal.require(Scope::Write)?;
+    // nothing more. The refusal is recorded (SPEC §13).
+    if let Err(e) = principal.require(Scope::Write) {
+        let refused = Subject {
+            workflow_id: Some(route.param("workflowId").to_owned()),
+            path: Some(route.param("path").to_owned()),
+            ..Subject::default()
+        };
+        store
+            .record_refusal(
+                &principal,
+                &Origin::of(req),
+                Action::VersionCreated,
+                refused,
+                &e,
+            )
+            .await;
+        return Err(e);
+    }
 
     let new = NewVersion {
         workflow_id: route.param("workflowId").to_owned(),
