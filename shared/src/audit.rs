@@ -12,8 +12,8 @@
 //!   ready and before it is returned, i.e. before the first byte leaves the
 //!   function: a record that cannot be written fails the request (500) and
 //!   nothing of the content is sent. One `PutItem` per download.
-//! - **Refused attempts inside an org** (403 missing scope; 409 hold and 410
-//!   expired once those exist) are recorded best effort
+//! - **Refused attempts inside an org** (403 missing scope, 409 legal hold,
+//!   410 expired or past the trash period) are recorded best effort
 //!   ([`Store::record_refusal`]): the refusal is answered even if its record
 //!   cannot be written.
 //!
@@ -175,12 +175,25 @@ impl Serialize for Action {
     }
 }
 
-/// Who acted: a principal's subject, or a link (whose holder is anonymous).
+/// Who acted: a principal's subject, a link (whose holder is anonymous),
+/// or the service itself (the scheduled purge: [`Actor::PURGE`]), which no
+/// principal can pose as — it is stored apart from subjects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Actor {
     Sub(String),
     LinkId(String),
+    System(String),
+}
+
+impl Actor {
+    /// The scheduled purge (`functions/purge`).
+    pub const PURGE: &'static str = "purge";
+
+    /// The scheduled purge as an actor.
+    pub fn purge() -> Actor {
+        Actor::System(Actor::PURGE.to_owned())
+    }
 }
 
 /// Where a request came from, as the gateway saw it.
@@ -367,6 +380,7 @@ impl Record {
         match &self.actor {
             Actor::Sub(sub) => item.insert("actorSub".into(), s(sub)),
             Actor::LinkId(id) => item.insert("actorLinkId".into(), s(id)),
+            Actor::System(name) => item.insert("actorSystem".into(), s(name)),
         };
         let optional = [
             ("artifactId", &self.artifact_id),
@@ -405,10 +419,11 @@ impl Record {
         };
         let required = |name: &str| text(name).ok_or_else(|| malformed(name));
         let action = Action::parse(&required("action")?).ok_or_else(|| malformed("action"))?;
-        let actor = match (text("actorSub"), text("actorLinkId")) {
-            (Some(sub), _) => Actor::Sub(sub),
-            (None, Some(id)) => Actor::LinkId(id),
-            (None, None) => return Err(malformed("actor")),
+        let actor = match (text("actorSub"), text("actorLinkId"), text("actorSystem")) {
+            (Some(sub), _, _) => Actor::Sub(sub),
+            (None, Some(id), _) => Actor::LinkId(id),
+            (None, None, Some(name)) => Actor::System(name),
+            (None, None, None) => return Err(malformed("actor")),
         };
         Ok((
             required("org")?,
@@ -745,7 +760,8 @@ impl Store {
     ) {
         let status = match error {
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
-            Error::Gone(_) => StatusCode::GONE,
+            Error::Gone(_) | Error::Expired => StatusCode::GONE,
+            Error::Held { .. } => StatusCode::CONFLICT,
             _ => return,
         };
         self.record_refused(principal, origin, action, subject, status.as_u16())
@@ -753,9 +769,8 @@ impl Store {
     }
 
     /// Record a refused attempt answered with `status` (best effort), for
-    /// refusals no error variant tells apart — a legal hold's 409 (issue
-    /// 12) is a [`Error::Conflict`] like an `If-Match` mismatch, which is
-    /// not recorded.
+    /// refusals no error variant tells apart (a plain [`Error::Conflict`],
+    /// e.g. an `If-Match` mismatch, is not recorded).
     pub async fn record_refused(
         &self,
         principal: &Principal,

@@ -23,16 +23,21 @@
 //! the trash partition (`{org}#T`, keyed by `deletedAt`). An artifact or
 //! version that the purge must visit carries the due index keys
 //! ([`crate::metadata::DUE_INDEX`]). Every state change is one
-//! `TransactWriteItems` built from a `Vec` of actions (so an audit record
-//! can join the same transaction):
+//! `TransactWriteItems` built from a `Vec` of actions, ending with its audit
+//! record (SPEC §13, [`Store::audit_item`]): no change without its record.
 //!
-//! | action | items |
-//! |---|---|
-//! | `delete` (to trash) | by-id Put, path Delete, name releases |
-//! | `restore` | by-id Put, path Put (absent), name claims |
-//! | `deleteVersion` | version Update (hide, due now), both artifact Puts |
-//! | `patch`, `hold`, `releaseHold` | both artifact Puts |
-//! | `hideVersions` (keep-versions) | version Updates (hide, due now) |
+//! | action | items | record |
+//! |---|---|---|
+//! | `delete` (to trash) | by-id Update, path Delete, name releases | `artifact.deleted` |
+//! | `restore` | by-id Put, path Put (absent), name claims | `artifact.restored` |
+//! | `deleteVersion` | version Update (hide, due now), both artifact Puts | `version.deleted` |
+//! | `patch` | both artifact Puts | `artifact.updated` |
+//! | `hold`, `releaseHold` | both artifact Puts | `hold.set`, `hold.released` |
+//! | `hideVersions` (keep-versions) | version Updates (hide, due now) | `version.deleted` each |
+//!
+//! The purge's records (`artifact.expired`, `artifact.purged`): see
+//! [`crate::purge`]. At most 32 path segments keep every transaction far
+//! below DynamoDB's 100 actions.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -40,6 +45,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use crate::audit::{Action, Actor, Origin, Record, Subject};
 use crate::auth::{Principal, Scope};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -490,12 +496,14 @@ impl Store {
         principal: &Principal,
         artifact_id: &str,
         purge: bool,
+        origin: &Origin,
     ) -> Result<()> {
         principal.require(Scope::Write)?;
         if purge {
             principal.require(Scope::Admin)?;
         }
         let org = principal.org.as_str();
+        let actor = Actor::Sub(principal.subject.clone());
         for _ in 0..MAX_ATTEMPTS {
             let artifact = self.stored(org, artifact_id).await?;
             if let Some(hold) = &artifact.lifecycle.hold {
@@ -505,7 +513,9 @@ impl Store {
             }
             if artifact.lifecycle.deleted_at.is_some() {
                 if purge {
-                    return self.purge_artifact(org, &artifact.artifact_id).await;
+                    return self
+                        .purge_artifact(org, &artifact.artifact_id, &actor, origin)
+                        .await;
                 }
                 return Err(Error::Conflict(
                     "the artifact is already in the trash".into(),
@@ -519,13 +529,28 @@ impl Store {
                     i64::try_from(self.config.trash_days).unwrap_or(3650) * DAY_SECS,
                 )
             };
+            let record = Record::new(
+                Action::ArtifactDeleted,
+                actor.clone(),
+                Subject::artifact(&artifact, None),
+                origin,
+            );
             match self
-                .trash(org, &artifact, &principal.subject, now, purge_after)
+                .trash(
+                    org,
+                    &artifact,
+                    &principal.subject,
+                    now,
+                    purge_after,
+                    &record,
+                )
                 .await?
             {
                 true => {
                     if purge {
-                        return self.purge_artifact(org, &artifact.artifact_id).await;
+                        return self
+                            .purge_artifact(org, &artifact.artifact_id, &actor, origin)
+                            .await;
                     }
                     return Ok(());
                 }
@@ -537,8 +562,8 @@ impl Store {
         ))
     }
 
-    /// The `delete` transaction: `false` when a concurrent change won (read
-    /// again and retry).
+    /// The `delete` transaction, with its audit `record`: `false` when a
+    /// concurrent change won (read again and retry).
     pub(crate) async fn trash(
         &self,
         org: &str,
@@ -546,6 +571,7 @@ impl Store {
         by: &str,
         now: OffsetDateTime,
         purge_after: OffsetDateTime,
+        record: &Record,
     ) -> Result<bool> {
         // An update, not a put: versions committed since `artifact` was read
         // stay recorded (no condition on latestVersion, so a stream of
@@ -600,6 +626,7 @@ impl Store {
                 .build(),
         );
         items.extend(self.name_releases(org, artifact).await?);
+        items.push(self.audit_item(org, record)?);
         Ok(self.transact(items).await?.is_none())
     }
 
@@ -673,7 +700,12 @@ impl Store {
     }
 
     /// `POST /v1/artifacts/{artifactId}/restore`.
-    pub async fn restore(&self, principal: &Principal, artifact_id: &str) -> Result<Artifact> {
+    pub async fn restore(
+        &self,
+        principal: &Principal,
+        artifact_id: &str,
+        origin: &Origin,
+    ) -> Result<Artifact> {
         principal.require(Scope::Write)?;
         let org = principal.org.as_str();
         let trashed = self.stored(org, artifact_id).await?;
@@ -712,6 +744,15 @@ impl Store {
                 &claim,
             )?);
         }
+        items.push(self.audit_item(
+            org,
+            &Record::new(
+                Action::ArtifactRestored,
+                Actor::Sub(principal.subject.clone()),
+                Subject::artifact(&live, None),
+                origin,
+            ),
+        )?);
         match self.transact(items).await? {
             None => Ok(live),
             Some(failed) if failed.first() == Some(&true) => Err(Error::Conflict(
@@ -735,6 +776,7 @@ impl Store {
         principal: &Principal,
         artifact_id: &str,
         version: &str,
+        origin: &Origin,
     ) -> Result<()> {
         principal.require(Scope::Write)?;
         let number = version
@@ -762,7 +804,9 @@ impl Store {
                 .cloned()
             else {
                 // The only version left: the artifact goes to the trash.
-                return self.delete_artifact(principal, artifact_id, false).await;
+                return self
+                    .delete_artifact(principal, artifact_id, false, origin)
+                    .await;
             };
             let now = OffsetDateTime::now_utc();
             let mut changed = artifact.clone();
@@ -779,6 +823,15 @@ impl Store {
             changed.updated_by = principal.subject.clone();
             let mut items = vec![self.hide_version(org, &id, number, now)?];
             items.extend(self.artifact_puts(org, &changed, &artifact, true)?);
+            items.push(self.audit_item(
+                org,
+                &Record::new(
+                    Action::VersionDeleted,
+                    Actor::Sub(principal.subject.clone()),
+                    Subject::artifact(&artifact, Some(number)),
+                    origin,
+                ),
+            )?);
             if self.transact(items).await?.is_none() {
                 return self.purge_version(org, &id, number).await;
             }
@@ -818,9 +871,16 @@ impl Store {
     }
 
     /// `keepVersions`: hide (and make due) every visible version older than
-    /// the N newest. Best effort after a commit or patch: what it misses the
-    /// next commit hides.
-    pub(crate) async fn hide_old_versions(&self, org: &str, artifact: &Artifact) -> Result<()> {
+    /// the N newest, each with its `version.deleted` record by `actor` (who
+    /// committed or patched). Best effort after a commit or patch: what it
+    /// misses the next commit hides.
+    pub(crate) async fn hide_old_versions(
+        &self,
+        org: &str,
+        artifact: &Artifact,
+        actor: &Actor,
+        origin: &Origin,
+    ) -> Result<()> {
         let Some(keep) = artifact.lifecycle.keep_versions else {
             return Ok(());
         };
@@ -835,11 +895,21 @@ impl Store {
             .skip(usize::try_from(keep).unwrap_or(usize::MAX))
             .map(|v| v.version)
             .collect();
-        for chunk in old.chunks(100) {
-            let items = chunk
-                .iter()
-                .map(|v| self.hide_version(org, &artifact.artifact_id, *v, now))
-                .collect::<Result<Vec<_>>>()?;
+        // A hide and its record per version: 50 versions fill a transaction.
+        for chunk in old.chunks(50) {
+            let mut items = Vec::with_capacity(chunk.len() * 2);
+            for v in chunk {
+                items.push(self.hide_version(org, &artifact.artifact_id, *v, now)?);
+                items.push(self.audit_item(
+                    org,
+                    &Record::new(
+                        Action::VersionDeleted,
+                        actor.clone(),
+                        Subject::artifact(artifact, Some(*v)),
+                        origin,
+                    ),
+                )?);
+            }
             // A version hidden meanwhile cancels the chunk: the next pass takes it.
             self.transact(items).await?;
         }
@@ -853,6 +923,7 @@ impl Store {
         artifact_id: &str,
         body: &[u8],
         if_match: Option<u64>,
+        origin: &Origin,
     ) -> Result<Artifact> {
         principal.require(Scope::Write)?;
         let org = principal.org.as_str();
@@ -871,10 +942,21 @@ impl Store {
             let mut changed = patch.apply(&artifact, now)?;
             changed.updated_at = model::rfc3339(now);
             changed.updated_by = principal.subject.clone();
-            let items = self.artifact_puts(org, &changed, &artifact, true)?;
+            let actor = Actor::Sub(principal.subject.clone());
+            let mut items = self.artifact_puts(org, &changed, &artifact, true)?;
+            items.push(self.audit_item(
+                org,
+                &Record::new(
+                    Action::ArtifactUpdated,
+                    actor.clone(),
+                    Subject::artifact(&changed, None),
+                    origin,
+                ),
+            )?);
             if self.transact(items).await?.is_none() {
                 if changed.lifecycle.keep_versions.is_some() {
-                    self.hide_old_versions(org, &changed).await?;
+                    self.hide_old_versions(org, &changed, &actor, origin)
+                        .await?;
                 }
                 return Ok(changed);
             }
@@ -893,6 +975,7 @@ impl Store {
         principal: &Principal,
         artifact_id: &str,
         reason: Option<String>,
+        origin: &Origin,
     ) -> Result<Artifact> {
         principal.require(Scope::Admin)?;
         let org = principal.org.as_str();
@@ -913,7 +996,20 @@ impl Store {
             });
             changed.updated_at = now;
             changed.updated_by = principal.subject.clone();
-            let items = self.artifact_puts(org, &changed, &artifact, true)?;
+            let action = match reason {
+                Some(_) => Action::HoldSet,
+                None => Action::HoldReleased,
+            };
+            let mut items = self.artifact_puts(org, &changed, &artifact, true)?;
+            items.push(self.audit_item(
+                org,
+                &Record::new(
+                    action,
+                    Actor::Sub(principal.subject.clone()),
+                    Subject::artifact(&changed, None),
+                    origin,
+                ),
+            )?);
             if self.transact(items).await?.is_none() {
                 return Ok(changed);
             }

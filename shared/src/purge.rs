@@ -10,7 +10,9 @@
 //!
 //! 1. `purgeTrash`: a live (expired, or `?purge=true`) artifact is first
 //!    trashed — path item and names released, by-id item marked — in one
-//!    transaction; from then on every read answers 404.
+//!    transaction with its record (`artifact.expired` by the scheduled
+//!    purge, `artifact.deleted` by a caller); from then on every read
+//!    answers 404.
 //! 2. Every S3 object version and delete marker of the content key
 //!    (`ListObjectVersions`, `DeleteObjects` by 1000).
 //! 3. `purgeItems`: the link pointers and use records of its links, then
@@ -18,10 +20,17 @@
 //!    items (the wrapped data keys: this is the crypto-shred — without them
 //!    no copy of the ciphertext can be decrypted) and link items, in
 //!    transactions of up to 100 deletes.
-//! 4. `purge`: the by-id item (condition: still trashed).
+//! 4. `purge`: the by-id item (condition: still trashed), in one
+//!    transaction with the `artifact.purged` record. Records live in their
+//!    own partition (`{org}#AU#{artifactId}`), so the history outlives the
+//!    artifact and ends with its purge.
+//!
+//! The scheduled purge acts as [`Actor::System`] (`purge`), with the
+//! invocation's request id as the origin; `DELETE ?purge=true` as the caller.
 //!
 //! A hidden version is purged in two steps: its S3 object version, then its
-//! version item (`purgeVersion`, condition: still hidden).
+//! version item (`purgeVersion`, condition: still hidden). It is recorded
+//! once, when it was hidden (`version.deleted`, see [`crate::lifecycle`]).
 //!
 //! Not covered: DynamoDB point-in-time backups keep wrapped keys for up to
 //! 35 days, and S3 keeps nothing once a version is deleted (the bucket has no
@@ -34,6 +43,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, TransactWriteItem};
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::audit::{Action, Actor, Origin, Record, Subject};
 use crate::content::content_key;
 use crate::error::{Error, Result};
 use crate::lifecycle::{artifact_key, key_of};
@@ -62,12 +72,14 @@ pub struct PurgeReport {
 
 impl Store {
     /// Purge what is due at `now`, stopping before `deadline` or after
-    /// `max` items; failures are logged and left for the next run.
+    /// `max` items; failures are logged and left for the next run. Records
+    /// name the purge ([`Actor::purge`]) and `origin` (the invocation).
     pub async fn purge_due(
         &self,
         now: OffsetDateTime,
         deadline: Instant,
         max: u64,
+        origin: &Origin,
     ) -> Result<PurgeReport> {
         let mut report = PurgeReport::default();
         // `#` < `$`: every due time up to and including `now`.
@@ -103,7 +115,7 @@ impl Store {
                     continue;
                 };
                 let outcome = if sk == ARTIFACT_SK {
-                    self.purge_if_due(org, artifact_id, now)
+                    self.purge_if_due(org, artifact_id, now, origin)
                         .await
                         .map(|purged| {
                             if purged {
@@ -140,6 +152,7 @@ impl Store {
         org: &str,
         artifact_id: &str,
         now: OffsetDateTime,
+        origin: &Origin,
     ) -> Result<bool> {
         let Some(artifact) = self.metadata.artifact(org, artifact_id).await? else {
             return Ok(false);
@@ -151,20 +164,29 @@ impl Store {
         if !due {
             return Ok(false);
         }
-        self.purge_artifact(org, artifact_id).await?;
+        self.purge_artifact(org, artifact_id, &Actor::purge(), origin)
+            .await?;
         Ok(true)
     }
 
-    /// Remove an artifact for good (see the module doc for the order).
-    pub async fn purge_artifact(&self, org: &str, artifact_id: &str) -> Result<()> {
+    /// Remove an artifact for good (see the module doc for the order), as
+    /// `actor`: a live artifact is trashed first, recorded as expired when
+    /// the actor is the service, as deleted when it is a caller.
+    pub async fn purge_artifact(
+        &self,
+        org: &str,
+        artifact_id: &str,
+        actor: &Actor,
+        origin: &Origin,
+    ) -> Result<()> {
         // 1. Trashed first, so nothing is readable from here on.
         let mut attempts = 0;
-        loop {
+        let subject = loop {
             let Some(artifact) = self.metadata.artifact(org, artifact_id).await? else {
                 return Ok(());
             };
             if artifact.lifecycle.deleted_at.is_some() {
-                break;
+                break Subject::artifact(&artifact, None);
             }
             if let Some(hold) = &artifact.lifecycle.hold {
                 return Err(Error::Held {
@@ -172,14 +194,24 @@ impl Store {
                 });
             }
             let now = OffsetDateTime::now_utc();
-            if self.trash(org, &artifact, "purge", now, now).await? {
-                break;
+            let (by, action) = match actor {
+                Actor::Sub(sub) => (sub.as_str(), Action::ArtifactDeleted),
+                Actor::System(_) | Actor::LinkId(_) => (Actor::PURGE, Action::ArtifactExpired),
+            };
+            let record = Record::new(
+                action,
+                actor.clone(),
+                Subject::artifact(&artifact, None),
+                origin,
+            );
+            if self.trash(org, &artifact, by, now, now, &record).await? {
+                break Subject::artifact(&artifact, None);
             }
             attempts += 1;
             if attempts >= 16 {
                 return Err(Error::Conflict("the artifact kept changing".into()));
             }
-        }
+        };
 
         // 2. The content: every object version and delete marker.
         let key = content_key(org, artifact_id);
@@ -211,6 +243,8 @@ impl Store {
             .await?;
 
         // 4. The by-id item, last: until it goes, the index finds the rest.
+        // With its record, in one transaction; the condition also keeps a
+        // concurrent purge that finished first from being recorded twice.
         let (pk, sk) = artifact_key(org, artifact_id);
         let last = TransactWriteItem::builder()
             .delete(
@@ -218,13 +252,19 @@ impl Store {
                     .table_name(self.metadata.table())
                     .key("pk", AttributeValue::S(pk))
                     .key("sk", AttributeValue::S(sk))
-                    .condition_expression("attribute_not_exists(pk) OR attribute_exists(deletedAt)")
+                    .condition_expression("attribute_exists(deletedAt)")
                     .build()
                     .map_err(|e| Error::upstream("dynamodb", e))?,
             )
             .build();
-        match self.transact(vec![last]).await? {
+        let record = Record::new(Action::ArtifactPurged, actor.clone(), subject, origin);
+        match self
+            .transact(vec![last, self.audit_item(org, &record)?])
+            .await?
+        {
             None => Ok(()),
+            // Purged (and recorded) by someone else meanwhile.
+            Some(_) if self.metadata.artifact(org, artifact_id).await?.is_none() => Ok(()),
             Some(_) => Err(Error::Conflict(
                 "the artifact was restored during its purge".into(),
             )),

@@ -381,7 +381,14 @@ impl Store {
             {
                 Ok(()) => {
                     if artifact.lifecycle.keep_versions.is_some()
-                        && let Err(e) = self.hide_old_versions(org, &artifact).await
+                        && let Err(e) = self
+                            .hide_old_versions(
+                                org,
+                                &artifact,
+                                &crate::audit::Actor::Sub(author.to_owned()),
+                                origin,
+                            )
+                            .await
                     {
                         tracing::warn!(error = %e, "could not hide versions beyond keepVersions");
                     }

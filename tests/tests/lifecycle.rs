@@ -1001,7 +1001,12 @@ async fn a_purge_killed_at_any_call_leaves_nothing_readable_and_the_next_run_fin
         };
         let faulty = store_with(&env, &kill);
         let report = faulty
-            .purge_due(time::OffsetDateTime::now_utc(), far, 100)
+            .purge_due(
+                time::OffsetDateTime::now_utc(),
+                far,
+                100,
+                &Default::default(),
+            )
             .await;
         let injected = kill.injected.load(Ordering::SeqCst);
         // Killed or not, nothing of it is readable.
@@ -1222,7 +1227,12 @@ async fn purge_cost_and_throughput() {
         assert_eq!(delete(&env, &alice, &id).await.status(), 204);
         count.take();
         let report = counted
-            .purge_due(time::OffsetDateTime::now_utc(), far, 100)
+            .purge_due(
+                time::OffsetDateTime::now_utc(),
+                far,
+                100,
+                &Default::default(),
+            )
             .await
             .unwrap();
         assert_eq!(report.artifacts, 1);
@@ -1243,7 +1253,12 @@ async fn purge_cost_and_throughput() {
     let started = Instant::now();
     let report = env
         .store
-        .purge_due(time::OffsetDateTime::now_utc(), far, 1000)
+        .purge_due(
+            time::OffsetDateTime::now_utc(),
+            far,
+            1000,
+            &Default::default(),
+        )
         .await
         .unwrap();
     let secs = started.elapsed().as_secs_f64();

@@ -543,11 +543,14 @@ const TABLE_WRITES: &[(&str, &str, &[&str])] = &[
     ),
     ("artifacts-bundle", "PutItem", &["audit"]),
     ("artifacts-bundle", "BatchWriteItem", &["audit"]),
-    // Refused audit reads are recorded.
-    ("artifacts-versions", "PutItem", &["audit"]),
-    // SPEC §12: lifecycle transactions (artifact, path and name items) and
-    // `?purge=true`, which also deletes link pointers and use records.
-    ("artifacts-versions", "PutItem", &["artifact", "workflow"]),
+    // SPEC §12: lifecycle transactions (artifact, path and name items, and
+    // each change's audit record) and `?purge=true`, which also deletes
+    // link pointers and use records. Refusals are recorded too.
+    (
+        "artifacts-versions",
+        "PutItem",
+        &["artifact", "workflow", "audit"],
+    ),
     (
         "artifacts-versions",
         "UpdateItem",
@@ -558,8 +561,9 @@ const TABLE_WRITES: &[(&str, &str, &[&str])] = &[
         "DeleteItem",
         &["artifact", "workflow", "link"],
     ),
-    ("artifacts-purge", "PutItem", &["artifact"]),
-    ("artifacts-purge", "UpdateItem", &["workflow"]),
+    // The trash step updates the by-id item; records of expiry and purge.
+    ("artifacts-purge", "PutItem", &["audit"]),
+    ("artifacts-purge", "UpdateItem", &["artifact", "workflow"]),
     (
         "artifacts-purge",
         "DeleteItem",

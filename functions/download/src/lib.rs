@@ -105,7 +105,7 @@ pub async fn serve_version_for(
     // (SPEC §13): if it cannot be written, the answer is a 500, no content.
     let action = match actor {
         Actor::LinkId(_) => Action::LinkUsed,
-        Actor::Sub(_) => Action::Downloaded,
+        Actor::Sub(_) | Actor::System(_) => Action::Downloaded,
     };
     let mut read = Record::new(
         action,

@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use artifacts::Store;
+use artifacts::audit::Origin;
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 
@@ -25,8 +26,13 @@ pub async fn handler(store: &Store, event: LambdaEvent<Value>) -> Result<Value, 
         .get("maxItems")
         .and_then(Value::as_u64)
         .map_or(MAX_ITEMS, |m| m.min(MAX_ITEMS));
+    // Records of the purge name this invocation.
+    let origin = Origin {
+        request_id: Some(event.context.request_id.clone()).filter(|id| !id.is_empty()),
+        ..Origin::default()
+    };
     let report = store
-        .purge_due(time::OffsetDateTime::now_utc(), deadline, max)
+        .purge_due(time::OffsetDateTime::now_utc(), deadline, max, &origin)
         .await?;
     tracing::info!(
         artifacts = report.artifacts,

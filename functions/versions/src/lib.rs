@@ -68,11 +68,72 @@ async fn versions(store: &Store, req: &Request) -> Result<Response<Body>> {
         return audit(store, req, &principal, artifact_id).await;
     }
     let method = req.method().clone();
-    match (method, route.path) {
-        (Method::GET, ARTIFACT) => {
-            let artifact = store.artifact(&principal, artifact_id).await?;
-            return http::json(StatusCode::OK, &artifact);
+    if let Some(action) = lifecycle_action(&method, route.path, req) {
+        let version = route.param("version");
+        let result = lifecycle(store, req, &principal, route.path, artifact_id, version).await;
+        if let Err(e) = &result {
+            // Refusals inside the org (403, 409 hold, 410) are recorded;
+            // the subject is only what the caller named.
+            let about = Subject {
+                artifact_id: Some(artifact_id.to_owned()),
+                version: version.parse::<u64>().ok(),
+                ..Subject::default()
+            };
+            store
+                .record_refusal(&principal, &Origin::of(req), action, about, e)
+                .await;
         }
+        return result;
+    }
+    if method == Method::GET && route.path == ARTIFACT {
+        let artifact = store.artifact(&principal, artifact_id).await?;
+        return http::json(StatusCode::OK, &artifact);
+    }
+    let limit = http::positive_param(req, "limit", MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
+    let before = http::query_param(req, "cursor")
+        .map(|c| decode_cursor(&c))
+        .transpose()?;
+    let page = store
+        .versions(&principal, artifact_id, limit as u32, before)
+        .await?;
+    http::json(
+        StatusCode::OK,
+        &json!({
+            "versions": page.versions,
+            "nextCursor": page.next_before.map(encode_cursor),
+        }),
+    )
+}
+
+/// The audit action of a lifecycle route (SPEC §12), `None` for the reads.
+fn lifecycle_action(method: &Method, path: &str, req: &Request) -> Option<Action> {
+    Some(match (method.clone(), path) {
+        (Method::DELETE, ARTIFACT)
+            if http::query_param(req, "purge").as_deref() == Some("true") =>
+        {
+            Action::ArtifactPurged
+        }
+        (Method::DELETE, ARTIFACT) => Action::ArtifactDeleted,
+        (Method::PATCH, ARTIFACT) => Action::ArtifactUpdated,
+        (Method::POST, RESTORE) => Action::ArtifactRestored,
+        (Method::DELETE, VERSION) => Action::VersionDeleted,
+        (Method::PUT, HOLD) => Action::HoldSet,
+        (Method::DELETE, HOLD) => Action::HoldReleased,
+        _ => return None,
+    })
+}
+
+/// The lifecycle routes; each change carries its audit record.
+async fn lifecycle(
+    store: &Store,
+    req: &Request,
+    principal: &Principal,
+    path: &str,
+    artifact_id: &str,
+    version: &str,
+) -> Result<Response<Body>> {
+    let origin = Origin::of(req);
+    match (req.method().clone(), path) {
         (Method::DELETE, ARTIFACT) => {
             let purge = match http::query_param(req, "purge").as_deref() {
                 None | Some("false") => false,
@@ -80,9 +141,9 @@ async fn versions(store: &Store, req: &Request) -> Result<Response<Body>> {
                 Some(_) => return Err(Error::bad_request("purge", "must be true or false")),
             };
             store
-                .delete_artifact(&principal, artifact_id, purge)
+                .delete_artifact(principal, artifact_id, purge, &origin)
                 .await?;
-            return Ok(no_content());
+            Ok(no_content())
         }
         (Method::PATCH, ARTIFACT) => {
             let content_type = http::header_str(req, "content-type")?.unwrap_or_default();
@@ -106,49 +167,43 @@ async fn versions(store: &Store, req: &Request) -> Result<Response<Body>> {
                 })
                 .transpose()?;
             let artifact = store
-                .patch_artifact(&principal, artifact_id, http::body_bytes(req), if_match)
+                .patch_artifact(
+                    principal,
+                    artifact_id,
+                    http::body_bytes(req),
+                    if_match,
+                    &origin,
+                )
                 .await?;
-            return http::json(StatusCode::OK, &artifact);
+            http::json(StatusCode::OK, &artifact)
         }
         (Method::POST, RESTORE) => {
-            let artifact = store.restore(&principal, artifact_id).await?;
-            return http::json(StatusCode::OK, &artifact);
+            let artifact = store.restore(principal, artifact_id, &origin).await?;
+            http::json(StatusCode::OK, &artifact)
         }
         (Method::DELETE, VERSION) => {
             store
-                .delete_version(&principal, artifact_id, route.param("version"))
+                .delete_version(principal, artifact_id, version, &origin)
                 .await?;
-            return Ok(no_content());
+            Ok(no_content())
         }
         (Method::PUT, HOLD) => {
             // Scope before body: a caller who may not hold learns nothing more.
             principal.require(artifacts::auth::Scope::Admin)?;
             let reason = artifacts::lifecycle::parse_hold_reason(http::body_bytes(req))?;
             let artifact = store
-                .set_hold(&principal, artifact_id, Some(reason))
+                .set_hold(principal, artifact_id, Some(reason), &origin)
                 .await?;
-            return http::json(StatusCode::OK, &artifact);
+            http::json(StatusCode::OK, &artifact)
         }
         (Method::DELETE, HOLD) => {
-            let artifact = store.set_hold(&principal, artifact_id, None).await?;
-            return http::json(StatusCode::OK, &artifact);
+            let artifact = store
+                .set_hold(principal, artifact_id, None, &origin)
+                .await?;
+            http::json(StatusCode::OK, &artifact)
         }
-        _ => {}
+        _ => Err(Error::Integrity("not a lifecycle route".into())),
     }
-    let limit = http::positive_param(req, "limit", MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
-    let before = http::query_param(req, "cursor")
-        .map(|c| decode_cursor(&c))
-        .transpose()?;
-    let page = store
-        .versions(&principal, artifact_id, limit as u32, before)
-        .await?;
-    http::json(
-        StatusCode::OK,
-        &json!({
-            "versions": page.versions,
-            "nextCursor": page.next_before.map(encode_cursor),
-        }),
-    )
 }
 
 /// One page of audit records: one artifact's (`artifact_id` not empty)
