@@ -94,9 +94,14 @@ async fn feed(
 
 /// (action, actor, version, outcome) of a record.
 fn summary(r: &Value) -> (String, String, Option<u64>, String) {
-    let actor = match (&r["actor"]["sub"], &r["actor"]["linkId"]) {
-        (Value::String(s), _) => format!("sub:{s}"),
-        (_, Value::String(l)) => format!("link:{l}"),
+    let actor = match (
+        &r["actor"]["sub"],
+        &r["actor"]["linkId"],
+        &r["actor"]["system"],
+    ) {
+        (Value::String(s), _, _) => format!("sub:{s}"),
+        (_, Value::String(l), _) => format!("link:{l}"),
+        (_, _, Value::String(n)) => format!("system:{n}"),
         _ => panic!("no actor in {r}"),
     };
     (
@@ -266,6 +271,95 @@ async fn a_scripted_life_yields_exactly_its_records_in_order() {
     .await;
     assert_eq!(r404.status(), 404);
     assert_eq!(bytes(&r404), bytes(&missing));
+
+    // The life goes on (SPEC §12): patch, delete, restore, a hold that
+    // refuses a delete, delete one version, purge.
+    let before = history(&env, &alice, &id).await.len();
+    let mut editor = Caller::writer("acme");
+    editor.sub = "editor-3".into();
+    let r = versions(
+        &env,
+        Call::patch_artifact(&id, &json!({"metadata": {"team": "docs"}})).by(&alice),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{}", text(&r));
+    let r = versions(&env, Call::delete_artifact(&id).by(&alice)).await;
+    assert_eq!(r.status(), 204, "{}", text(&r));
+    let r = versions(&env, Call::restore(&id).by(&alice)).await;
+    assert_eq!(r.status(), 200, "{}", text(&r));
+    // Refused: a writer may not hold (403); nobody may delete a held one (409).
+    let r = versions(&env, Call::hold(&id, Some("audit")).by(&writer_only)).await;
+    assert_eq!(r.status(), 403);
+    let r = versions(&env, Call::hold(&id, Some("litigation")).by(&alice)).await;
+    assert_eq!(r.status(), 200, "{}", text(&r));
+    let r = versions(&env, Call::delete_version(&id, "1").by(&editor)).await;
+    assert_eq!(r.status(), 409, "{}", text(&r));
+    let r = versions(&env, Call::hold(&id, None).by(&alice)).await;
+    assert_eq!(r.status(), 200, "{}", text(&r));
+    let r = versions(&env, Call::delete_version(&id, "1").by(&editor)).await;
+    assert_eq!(r.status(), 204, "{}", text(&r));
+    // A writer may not purge (403); an admin may.
+    let r = versions(
+        &env,
+        Call::delete_artifact(&id)
+            .query("purge", "true")
+            .by(&writer_only),
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let r = versions(
+        &env,
+        Call::delete_artifact(&id).query("purge", "true").by(&alice),
+    )
+    .await;
+    assert_eq!(r.status(), 204, "{}", text(&r));
+    assert_eq!(
+        versions(&env, Call::artifact(&id).by(&alice))
+            .await
+            .status(),
+        404
+    );
+
+    // The history outlives the artifact and ends with its purge.
+    let mut records = history(&env, &alice, &id).await;
+    records.reverse();
+    let later: Vec<_> = records[before..].iter().map(summary).collect();
+    let expected = vec![
+        s("artifact.updated", &sub, None, "success"),
+        s("artifact.deleted", &sub, None, "success"),
+        s("artifact.restored", &sub, None, "success"),
+        s("hold.set", "sub:writer-2", None, "refused"),
+        s("hold.set", &sub, None, "success"),
+        s("version.deleted", "sub:editor-3", Some(1), "refused"),
+        s("hold.released", &sub, None, "success"),
+        s("version.deleted", "sub:editor-3", Some(1), "success"),
+        s("artifact.purged", "sub:writer-2", None, "refused"),
+        // `?purge=true` trashes, then purges: both are recorded.
+        s("artifact.deleted", &sub, None, "success"),
+        s("artifact.purged", &sub, None, "success"),
+    ];
+    assert_eq!(later, expected, "{later:#?}");
+    let later = &records[before..];
+    assert_eq!(later[3]["status"], 403);
+    assert_eq!(later[5]["status"], 409);
+    assert_eq!(later[8]["status"], 403);
+    for r in [
+        &later[0], &later[1], &later[2], &later[4], &later[7], &later[10],
+    ] {
+        // Changes name the artifact in full.
+        assert_eq!(
+            (r["path"].as_str(), r["workflowId"].as_str()),
+            (Some("docs/prd.md"), Some(WF)),
+            "{r}"
+        );
+        assert!(r["requestId"].is_string(), "{r}");
+    }
+    for r in later {
+        assert_eq!(r["artifactId"], id.as_str());
+    }
+    // Still nobody else's: another org's request is the plain 404.
+    let r = versions(&env, Call::artifact_audit(&id).by(&globex)).await;
+    assert_eq!(r.status(), 404);
 }
 
 #[tokio::test]
@@ -481,6 +575,70 @@ async fn a_read_whose_record_cannot_be_written_sends_no_content() {
         })
         .count();
     assert_eq!(reads, 0);
+}
+
+#[tokio::test]
+async fn a_delete_whose_record_fails_is_not_done() {
+    let env = TestEnv::new().await;
+    let alice = admin("acme");
+    let v1 = put(&env, &alice, "keep/me.txt", b"still here").await;
+    let id = v1["artifact"]["artifactId"].as_str().unwrap().to_owned();
+
+    let fault = Fault::new(".TransactWriteItems", "#AU#");
+    let store = faulty(&env, &fault);
+    let r = artifacts_versions::handler(&store, Call::delete_artifact(&id).by(&alice).request())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 500, "{}", text(&r));
+    assert!(
+        fault.hits.load(Ordering::SeqCst) >= 1,
+        "the delete carried an audit record"
+    );
+    // Not in the trash: readable, by id and by path, and not listed as deleted.
+    let a = versions(&env, Call::artifact(&id).by(&alice)).await;
+    assert_eq!(a.status(), 200, "{}", text(&a));
+    assert!(json_body(&a).get("deletedAt").is_none_or(Value::is_null));
+    let r = download(&env, Call::download(&id).by(&alice)).await;
+    assert_eq!(
+        (r.status().as_u16(), bytes(&r)),
+        (200, b"still here".to_vec())
+    );
+    let item = env
+        .dynamodb()
+        .get_item()
+        .table_name(&env.resources.table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(artifacts::metadata::artifact_pk(
+                "acme", &id,
+            )),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(artifacts::metadata::ARTIFACT_SK.into()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    let item = item.item().unwrap();
+    assert!(!item.contains_key("deletedAt") && !item.contains_key("purgeAfter"));
+    // No record of a delete that did not happen.
+    let actions: Vec<_> = history(&env, &alice, &id)
+        .await
+        .iter()
+        .map(|r| r["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(actions, ["artifact.downloaded", "version.created"]);
+
+    // Without the fault the delete lands with its record.
+    fault.on.store(false, Ordering::SeqCst);
+    let r = artifacts_versions::handler(&store, Call::delete_artifact(&id).by(&alice).request())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204, "{}", text(&r));
+    let newest = &history(&env, &alice, &id).await[0];
+    assert_eq!(newest["action"], "artifact.deleted");
 }
 
 // ---------------------------------------------------------------------------
@@ -862,59 +1020,81 @@ async fn a_download_costs_one_put_item_and_little_time() {
 }
 
 // ---------------------------------------------------------------------------
-// Must show 3, as far as main has it: purge (issue 12) is not on main yet, so
-// the artifact's items are removed here the way purge removes them (every
-// item of `{org}#A#{artifactId}`); its history stays readable by id.
+// Must show 3: the scheduled purge records the expiry and the purge as
+// itself; the history outlives the artifact.
 
 #[tokio::test]
-async fn the_history_outlives_the_artifact_items() {
+async fn the_scheduled_purge_records_expiry_and_purge_and_the_history_outlives_it() {
     let env = TestEnv::new().await;
     let alice = admin("acme");
     let v1 = put(&env, &alice, "gone.txt", b"soon gone").await;
     let id = v1["artifact"]["artifactId"].as_str().unwrap().to_owned();
-    assert_eq!(
-        download(&env, Call::download(&id).by(&alice))
-            .await
-            .status(),
-        200
-    );
+    let soon =
+        artifacts::model::rfc3339(time::OffsetDateTime::now_utc() + time::Duration::seconds(1));
+    let r = versions(
+        &env,
+        Call::patch_artifact(&id, &json!({"expiresAt": soon})).by(&alice),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{}", text(&r));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Expired: a change is refused with 410, and that is recorded.
+    let r = versions(
+        &env,
+        Call::patch_artifact(&id, &json!({"library": true})).by(&alice),
+    )
+    .await;
+    assert_eq!(r.status(), 410, "{}", text(&r));
 
-    let ddb = env.dynamodb();
-    let items = ddb
-        .query()
-        .table_name(&env.resources.table)
-        .key_condition_expression("pk = :pk")
-        .expression_attribute_values(
-            ":pk",
-            aws_sdk_dynamodb::types::AttributeValue::S(artifacts::metadata::artifact_pk(
-                "acme", &id,
-            )),
-        )
-        .send()
+    let origin = Origin {
+        request_id: Some("purge-run-1".into()),
+        ..Origin::default()
+    };
+    let far = Instant::now() + Duration::from_secs(120);
+    let report = env
+        .store
+        .purge_due(time::OffsetDateTime::now_utc(), far, 100, &origin)
         .await
         .unwrap();
-    assert!(items.count() >= 2);
-    for item in items.items() {
-        ddb.delete_item()
-            .table_name(&env.resources.table)
-            .key("pk", item["pk"].clone())
-            .key("sk", item["sk"].clone())
-            .send()
-            .await
-            .unwrap();
-    }
+    assert_eq!((report.artifacts, report.failed), (1, 0), "{report:?}");
+    // A second run finds nothing and records nothing.
+    let again = env
+        .store
+        .purge_due(time::OffsetDateTime::now_utc(), far, 100, &origin)
+        .await
+        .unwrap();
+    assert_eq!(again.artifacts, 0);
     assert_eq!(
         versions(&env, Call::artifact(&id).by(&alice))
             .await
             .status(),
         404
     );
-    let actions: Vec<_> = history(&env, &alice, &id)
-        .await
-        .iter()
-        .map(|r| r["action"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(actions, ["artifact.downloaded", "version.created"]);
+
+    let mut records = history(&env, &alice, &id).await;
+    records.reverse();
+    let sub = format!("sub:{}", alice.sub);
+    let got: Vec<_> = records.iter().map(summary).collect();
+    let s = |a: &str, who: &str, v: Option<u64>, o: &str| (a.into(), who.into(), v, o.into());
+    let expected: Vec<(String, String, Option<u64>, String)> = vec![
+        s("version.created", &sub, Some(1), "success"),
+        s("artifact.updated", &sub, None, "success"),
+        s("artifact.updated", &sub, None, "refused"),
+        s("artifact.expired", "system:purge", None, "success"),
+        s("artifact.purged", "system:purge", None, "success"),
+    ];
+    assert_eq!(got, expected, "{got:#?}");
+    assert_eq!(records[2]["status"], 410);
+    for r in &records[3..] {
+        assert_eq!(r["requestId"], "purge-run-1");
+        assert_eq!(r["path"], "gone.txt");
+        assert!(r["actor"].get("sub").is_none(), "{r}");
+    }
+    // The system actor is no subject: a filter by subject does not find it.
+    let by_purge = feed(&env, &alice, &[("subject", "purge")], 100).await;
+    assert!(by_purge.is_empty(), "{by_purge:#?}");
+    let purged = feed(&env, &alice, &[("action", "artifact.purged")], 100).await;
+    assert_eq!(purged.len(), 1);
     // Still nobody else's: another org's request is the plain 404.
     let r = versions(&env, Call::artifact_audit(&id).by(&admin("globex"))).await;
     assert_eq!(r.status(), 404);
