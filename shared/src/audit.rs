@@ -1038,6 +1038,16 @@ mod tests {
         let mut change = r;
         change.action = Action::VersionCreated;
         assert_eq!(change.to_item("acme", 1)["kind"], s("change"));
+        // The service as actor: stored apart from subjects, and back.
+        change.actor = Actor::purge();
+        let item = change.to_item("acme", 1);
+        assert!(!item.contains_key("actorSub"));
+        assert_eq!(item["actorSystem"], s("purge"));
+        assert_eq!(Record::from_item(&item).unwrap().1.actor, Actor::purge());
+        assert_eq!(
+            serde_json::to_value(&change.actor).unwrap(),
+            serde_json::json!({"system": "purge"})
+        );
     }
 
     #[test]
