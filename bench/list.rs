@@ -203,6 +203,7 @@ async fn seed(env: &TestEnv, workflow_id: &str, n: usize) -> Result<(), BoxError
             updated_at: created_at.clone(),
             updated_by: "bench".into(),
             metadata: [("run".to_string(), "bench".to_string())].into(),
+            library: false,
         };
         items.extend(metadata::artifact_items(ORG, &a));
         for v in 1..=latest {

@@ -7,7 +7,7 @@
 //! Layers point one way:
 //! - capabilities, each with its own `impl Store` block: [`store`] (the
 //!   front door: construction and the version commit), [`uploads`],
-//!   [`listing`], [`links`], [`delivery`], [`bundle`], [`reader`], [`sweep`];
+//!   [`listing`], [`find`], [`links`], [`delivery`], [`bundle`], [`reader`], [`sweep`];
 //! - adapters, which never import a capability: [`metadata`] (DynamoDB),
 //!   [`content`] (S3, including the `deliveries/` copies), [`envelope`] (KMS
 //!   data keys), [`link_key`] (the KMS HMAC key and the link token codec);
@@ -22,6 +22,7 @@ pub mod crypto;
 pub mod delivery;
 pub mod envelope;
 pub mod error;
+pub mod find;
 pub mod http;
 pub mod link_key;
 pub mod links;
@@ -29,6 +30,7 @@ pub mod listing;
 pub mod metadata;
 pub mod model;
 pub mod reader;
+pub mod search;
 pub mod store;
 pub mod sweep;
 pub mod telemetry;

@@ -48,6 +48,9 @@ pub struct NewVersion {
     pub metadata: Option<BTreeMap<String, String>>,
     /// Hex SHA-256 the body must have.
     pub expected_sha256: Option<String>,
+    /// Publish to (true) or withdraw from (false) the library; kept from
+    /// the previous version when `None` (default: not published).
+    pub library: Option<bool>,
     pub condition: WriteCondition,
     pub body: Vec<u8>,
 }
@@ -85,6 +88,8 @@ pub(crate) struct VersionSpec {
     pub content_type: String,
     pub metadata: Option<BTreeMap<String, String>>,
     pub condition: WriteCondition,
+    /// Set after [`VersionSpec::validate`]; `None` keeps what the artifact has.
+    pub library: Option<bool>,
 }
 
 impl VersionSpec {
@@ -113,6 +118,7 @@ impl VersionSpec {
             content_type,
             metadata,
             condition,
+            library: None,
         })
     }
 }
@@ -174,7 +180,7 @@ impl Store {
     /// commit, so no version ever points at missing content.
     pub async fn put(&self, principal: &Principal, new: NewVersion) -> Result<(Artifact, Version)> {
         principal.require(Scope::Write)?;
-        let spec = VersionSpec::validate(
+        let mut spec = VersionSpec::validate(
             &new.workflow_id,
             &new.path,
             new.artifact_type,
@@ -182,6 +188,7 @@ impl Store {
             new.metadata,
             new.condition,
         )?;
+        spec.library = new.library;
         let size = new.body.len() as u64;
         if size > MAX_DIRECT_UPLOAD_BYTES {
             return Err(Error::TooLarge {
@@ -315,6 +322,10 @@ impl Store {
                     .clone()
                     .or_else(|| current.as_ref().map(|a| a.metadata.clone()))
                     .unwrap_or_default(),
+                library: spec
+                    .library
+                    .or_else(|| current.as_ref().map(|a| a.library))
+                    .unwrap_or(false),
             };
             let record = VersionRecord {
                 version: version.clone(),
@@ -423,10 +434,20 @@ impl Store {
         version: Option<u64>,
     ) -> Result<(Artifact, VersionRecord)> {
         let artifact = self.artifact(principal, artifact_id).await?;
+        self.version_of(&principal.org, artifact, version).await
+    }
+
+    /// One version (default: the latest) of an artifact already read.
+    pub(crate) async fn version_of(
+        &self,
+        org: &str,
+        artifact: Artifact,
+        version: Option<u64>,
+    ) -> Result<(Artifact, VersionRecord)> {
         let number = version.unwrap_or(artifact.latest_version);
         let record = self
             .metadata
-            .version(&principal.org, &artifact.artifact_id, number)
+            .version(org, &artifact.artifact_id, number)
             .await?
             .ok_or(Error::NotFound("version"))?;
         Ok((artifact, record))

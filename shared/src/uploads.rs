@@ -81,6 +81,8 @@ pub struct UploadRequest {
     pub size: u64,
     pub sha256: Option<String>,
     pub metadata: Option<BTreeMap<String, String>>,
+    /// Publish to the library (SPEC §14); `None` keeps what the artifact has.
+    pub library: Option<bool>,
 }
 
 /// Where and how to PUT the bytes.
@@ -152,6 +154,7 @@ struct Session {
     artifact_type: Option<String>,
     content_type: String,
     metadata: Option<BTreeMap<String, String>>,
+    library: Option<bool>,
     size: u64,
     sha256: Option<String>,
     created_by: String,
@@ -232,6 +235,9 @@ impl Store {
         }
         if let Some(h) = &sha256 {
             item.insert("sha256".into(), s(h));
+        }
+        if let Some(library) = request.library {
+            item.insert("library".into(), AttributeValue::Bool(library));
         }
         if let Some(m) = &spec.metadata {
             item.insert(
@@ -315,7 +321,7 @@ impl Store {
             self.remove_staged(&staged).await;
             return Ok(IngestOutcome::Expired);
         }
-        let spec = VersionSpec::validate(
+        let mut spec = VersionSpec::validate(
             &session.workflow_id,
             &session.path,
             session.artifact_type.clone(),
@@ -323,6 +329,7 @@ impl Store {
             session.metadata.clone(),
             WriteCondition::Any,
         )?;
+        spec.library = session.library;
         let payload = Payload::Staged {
             key: &staged,
             version_id,
@@ -406,6 +413,10 @@ impl Store {
             artifact_type: text("artifactType"),
             content_type: text("contentType").ok_or_else(malformed)?,
             metadata,
+            library: match item.get("library") {
+                Some(AttributeValue::Bool(b)) => Some(*b),
+                _ => None,
+            },
             size,
             sha256: text("sha256"),
             created_by: text("createdBy").ok_or_else(malformed)?,

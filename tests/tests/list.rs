@@ -156,6 +156,7 @@ fn artifact(workflow_id: &str, i: usize, artifact_type: &str, created_at: String
         updated_at: created_at,
         updated_by: "seed".into(),
         metadata: BTreeMap::from([("n".to_string(), i.to_string())]),
+        library: false,
     }
 }
 

@@ -38,6 +38,18 @@ const SPEC_ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/artifacts/{artifactId}", "versions"),
     ("GET", "/v1/artifacts/{artifactId}/versions", "versions"),
     ("GET", "/v1/artifacts/{artifactId}/download", "download"),
+    // SPEC §14
+    ("HEAD", "/v1/artifacts/{artifactId}/download", "download"),
+    (
+        "GET",
+        "/v1/workflows/{workflowId}/artifacts/{path+}",
+        "download",
+    ),
+    (
+        "HEAD",
+        "/v1/workflows/{workflowId}/artifacts/{path+}",
+        "download",
+    ),
     (
         "GET",
         "/v1/workflows/{workflowId}/artifacts/bundle",

@@ -94,6 +94,7 @@ fn artifact(workflow_id: &str, i: usize) -> Artifact {
         updated_at: created_at,
         updated_by: "seed".into(),
         metadata: BTreeMap::new(),
+        library: false,
     }
 }
 

@@ -1,5 +1,9 @@
-//! `GET /v1/artifacts/{artifactId}/download[?version=N]`: decrypt one version
-//! and return it, whole or one `Range`, with the headers of SPEC §6.
+//! `GET /v1/artifacts/{artifactId}/download[?version=N]` and
+//! `GET /v1/workflows/{workflowId}/artifacts/{path+}[?version=N]` (by path,
+//! SPEC §14): decrypt one version and return it, whole or one `Range`, with
+//! the headers of SPEC §6 — both routes through [`serve_version`]. `HEAD` on
+//! either answers the same headers without a body (and without reading the
+//! content). `GET …/artifacts/{path+}?meta` answers the artifact's metadata.
 //! `GET /v1/links/{token}` (no principal: the token is the credential, SPEC
 //! §8) answers the same way for the version the link pins.
 
@@ -14,9 +18,19 @@ use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 
 const DOWNLOAD: &str = "/v1/artifacts/{artifactId}/download";
+/// By path. `GET …/artifacts/bundle` is the bundle function's (a literal
+/// beats `{path+}`), so a root path named `bundle` is reached by id.
+const BY_PATH: &str = "/v1/workflows/{workflowId}/artifacts/{path+}";
 const LINK: &str = "/v1/links/{token}";
 /// What this function serves; any other method on these paths is 405.
-pub const ROUTES: &[Route] = &[(Method::GET, DOWNLOAD), (Method::GET, LINK)];
+/// (`PUT` on [`BY_PATH`] is the upload function's, routed by the gateway.)
+pub const ROUTES: &[Route] = &[
+    (Method::GET, DOWNLOAD),
+    (Method::HEAD, DOWNLOAD),
+    (Method::GET, BY_PATH),
+    (Method::HEAD, BY_PATH),
+    (Method::GET, LINK),
+];
 
 pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     let route = match http::route(&req, ROUTES) {
@@ -26,7 +40,12 @@ pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lamb
     if route.path == LINK {
         return Ok(link(store, &req, route.param("token")).await);
     }
-    Ok(http::finish(&req, download(store, &req, &route).await))
+    let response = http::finish(&req, download(store, &req, &route).await);
+    Ok(if req.method() == Method::HEAD {
+        without_body(response)
+    } else {
+        response
+    })
 }
 
 #[tracing::instrument(skip_all, fields(org))]
@@ -44,10 +63,45 @@ async fn link(store: &Store, req: &Request, token: &str) -> Response<Body> {
 async fn download(store: &Store, req: &Request, route: &Routed) -> Result<Response<Body>> {
     let principal = http::principal(&store.config.auth, req)?;
     tracing::Span::current().record("org", principal.org.as_str());
-    let artifact_id = route.param("artifactId");
     let version = http::positive_param(req, "version", u64::from(u32::MAX))?;
-    let (artifact, record) = store.version(&principal, artifact_id, version).await?;
+    let (artifact, record) = if route.path == BY_PATH {
+        let (workflow_id, path) = (route.param("workflowId"), route.param("path"));
+        if http::query_param(req, "meta").is_some() {
+            if version.is_some() {
+                return Err(Error::bad_request(
+                    "version",
+                    "does not apply to ?meta (the metadata of the artifact)",
+                ));
+            }
+            let artifact = store
+                .artifact_at_path(&principal, workflow_id, path)
+                .await?;
+            return http::json(StatusCode::OK, &artifact);
+        }
+        store
+            .version_at_path(&principal, workflow_id, path, version)
+            .await?
+    } else {
+        store
+            .version(&principal, route.param("artifactId"), version)
+            .await?
+    };
     serve_version(store, req, &principal.org, &artifact, &record).await
+}
+
+/// A `HEAD` answer: the `GET` answer's status and headers (its
+/// `Content-Length` included), no body.
+fn without_body(response: Response<Body>) -> Response<Body> {
+    let (mut parts, body) = response.into_parts();
+    if !parts.headers.contains_key(header::CONTENT_LENGTH) {
+        let len = match &body {
+            Body::Text(t) => t.len(),
+            Body::Binary(b) => b.len(),
+            _ => 0,
+        };
+        parts.headers.insert(header::CONTENT_LENGTH, len.into());
+    }
+    Response::from_parts(parts, Body::Empty)
 }
 
 /// Answer a download of one version: conditionals, `Range`, headers of
@@ -90,9 +144,13 @@ pub async fn serve_version_for(
     if header_str(req, "if-match")?.is_some_and(|im| !http::etag_matches(im, &etag)) {
         return Err(Error::PreconditionFailed("the ETag does not match".into()));
     }
+    // HEAD reads no content: it answers what GET would send, headers only.
+    // Content too large for a Lambda response is described as it is (200,
+    // its length) rather than copied to S3 for a redirect nobody follows.
+    let head = req.method() == Method::HEAD;
     // Too large for a Lambda response: send the client to a decrypted copy
     // in S3, which serves Range itself.
-    if v.size > store.config.direct_max_bytes {
+    if v.size > store.config.direct_max_bytes && !head {
         let url = store.deliver(org, artifact, record, url_ttl).await?;
         return Response::builder()
             .status(StatusCode::SEE_OTHER)
@@ -111,12 +169,20 @@ pub async fn serve_version_for(
         _ => None,
     };
 
-    let bytes = store
-        .read(org, &artifact.artifact_id, record, range)
-        .await?;
+    let bytes = if head {
+        Vec::new()
+    } else {
+        store
+            .read(org, &artifact.artifact_id, record, range)
+            .await?
+    };
+    let length = match range {
+        Some((start, end)) => end - start + 1,
+        None => v.size,
+    };
     let mut response = base()
         .header(header::CONTENT_TYPE, &v.content_type)
-        .header(header::CONTENT_LENGTH, bytes.len())
+        .header(header::CONTENT_LENGTH, length)
         .header(
             header::CONTENT_DISPOSITION,
             http::content_disposition(&artifact.name),
@@ -130,7 +196,10 @@ pub async fn serve_version_for(
         ),
         None => response.status(StatusCode::OK),
     };
-    response
-        .body(Body::Binary(bytes))
-        .map_err(|e| Error::upstream("http", e))
+    let body = if head {
+        Body::Empty
+    } else {
+        Body::Binary(bytes)
+    };
+    response.body(body).map_err(|e| Error::upstream("http", e))
 }
