@@ -30,6 +30,7 @@ pub mod listing;
 pub mod metadata;
 pub mod model;
 pub mod reader;
+pub mod resolve;
 pub mod search;
 pub mod store;
 pub mod sweep;

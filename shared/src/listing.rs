@@ -60,11 +60,10 @@ use time::{Date, OffsetDateTime, UtcOffset};
 use crate::auth::{Principal, Scope};
 use crate::error::{Error, Result};
 use crate::metadata::{
-    self, ARTIFACT_SK, CONTENT_INDEX, LIBRARY_INDEX, Metadata, artifact_pk, library_pk,
-    workflow_pk,
+    self, ARTIFACT_SK, CONTENT_INDEX, LIBRARY_INDEX, Metadata, artifact_pk, library_pk, workflow_pk,
 };
-use crate::search::{self, Search, Sort};
 use crate::model::{self, Artifact, MAX_PATH_BYTES, Version};
+use crate::search::{self, Search, Sort};
 use crate::store::Store;
 
 pub const DEFAULT_LIMIT: usize = 100;
@@ -570,7 +569,10 @@ impl Plan {
                     return false;
                 };
                 get("gsi3pk") == self.partition
-                    && self.sk_prefix.as_deref().is_none_or(|p| sort.starts_with(p))
+                    && self
+                        .sk_prefix
+                        .as_deref()
+                        .is_none_or(|p| sort.starts_with(p))
                     && model::validate_workflow_id(workflow_id).is_ok()
                     && get("pk") == workflow_pk(&self.org, workflow_id)
                     && get("sk") == metadata::path_sk(path)
@@ -754,8 +756,8 @@ impl Plan {
             Listing::Workflow(w) => Some(w),
             Listing::Library { workflow_id } => workflow_id.as_ref(),
         };
-        let sk_prefix = workflow_id
-            .map(|w| metadata::content_sk(w, q.prefix.as_deref().unwrap_or("")));
+        let sk_prefix =
+            workflow_id.map(|w| metadata::content_sk(w, q.prefix.as_deref().unwrap_or("")));
         // Without a workflow a path prefix is a filter (the library's is
         // already one).
         if workflow_id.is_none()

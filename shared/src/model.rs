@@ -733,9 +733,8 @@ mod tests {
         assert!(one("k", &"v".repeat(MAX_LABEL_VALUE_BYTES + 1)).is_err());
         assert!(one("k", &"é".repeat(129)).is_err(), "bytes, not characters");
         // 2 KiB in all.
-        let many: BTreeMap<String, String> = (0..9)
-            .map(|i| (format!("k{i}"), "v".repeat(250)))
-            .collect();
+        let many: BTreeMap<String, String> =
+            (0..9).map(|i| (format!("k{i}"), "v".repeat(250))).collect();
         assert!(validate_metadata(&many).is_err());
     }
 

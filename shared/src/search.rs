@@ -308,7 +308,10 @@ impl Search {
             } else {
                 a.content_type == *ct
             }
-        }) && self.created_by.as_ref().is_none_or(|by| a.created_by == *by)
+        }) && self
+            .created_by
+            .as_ref()
+            .is_none_or(|by| a.created_by == *by)
             && self
                 .q
                 .as_ref()
@@ -355,7 +358,13 @@ mod tests {
 
     #[test]
     fn bad_filters_name_their_parameter() {
-        for bad in ["", "=v", "Env=prod", "a b", &format!("k={}", "v".repeat(257))] {
+        for bad in [
+            "",
+            "=v",
+            "Env=prod",
+            "a b",
+            &format!("k={}", "v".repeat(257)),
+        ] {
             assert_eq!(field(parse(&[], &[bad])), "label", "{bad:?}");
         }
         let eleven: Vec<String> = (0..11).map(|i| format!("k{i}")).collect();
@@ -408,8 +417,14 @@ mod tests {
                 "#lib = :lib"
             ]
         );
-        assert!(f.values.contains(&(":ctype".into(), AttributeValue::S("image/".into()))));
-        assert!(f.values.contains(&(":q".into(), AttributeValue::S("read".into()))));
+        assert!(
+            f.values
+                .contains(&(":ctype".into(), AttributeValue::S("image/".into())))
+        );
+        assert!(
+            f.values
+                .contains(&(":q".into(), AttributeValue::S("read".into())))
+        );
         assert!(Search::default().filter().clauses.is_empty());
     }
 

@@ -56,6 +56,7 @@ const SPEC_ROUTES: &[(&str, &str, &str)] = &[
         "bundle",
     ),
     ("POST", "/v1/artifacts/{artifactId}/links", "presign"),
+    ("POST", "/v1/resolve", "presign"),
     ("GET", "/v1/links/{token}", "download"),
     ("GET", "/v1/artifacts/{artifactId}/links", "presign"),
     ("DELETE", "/v1/links/{linkId}", "presign"),

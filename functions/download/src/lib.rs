@@ -93,7 +93,9 @@ async fn download(store: &Store, req: &Request, route: &Routed) -> Result<Respon
 /// `Content-Length` included), no body.
 fn without_body(response: Response<Body>) -> Response<Body> {
     let (mut parts, body) = response.into_parts();
-    if !parts.headers.contains_key(header::CONTENT_LENGTH) {
+    if parts.status != StatusCode::NOT_MODIFIED
+        && !parts.headers.contains_key(header::CONTENT_LENGTH)
+    {
         let len = match &body {
             Body::Text(t) => t.len(),
             Body::Binary(b) => b.len(),
@@ -164,8 +166,10 @@ pub async fn serve_version_for(
     // A Range applies only while the representation is the one the client
     // has (If-Range); otherwise the whole content is sent.
     let if_range_ok = header_str(req, "if-range")?.is_none_or(|ir| ir.trim() == etag);
+    // (HEAD of content a GET redirects describes the whole content.)
+    let redirected = v.size > store.config.direct_max_bytes;
     let range = match header_str(req, "range")? {
-        Some(r) if if_range_ok => http::parse_range(r, v.size)?,
+        Some(r) if if_range_ok && !redirected => http::parse_range(r, v.size)?,
         _ => None,
     };
 
