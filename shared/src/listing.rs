@@ -733,6 +733,15 @@ impl Plan {
     }
 }
 
+/// Filters, key values and cursor binding of a plan being built.
+type PlanParts<'a> = (
+    Vec<&'a str>,
+    Vec<(&'static str, String)>,
+    Vec<Option<String>>,
+);
+/// Expression attribute names and values of the search filters.
+type SearchParts = (Vec<(String, String)>, Vec<(String, AttributeValue)>);
+
 impl Plan {
     /// `sha256=` (SPEC §14): the content index's partition of that hash,
     /// narrowed to a workflow (and path prefix) by its sort key when the
@@ -742,12 +751,8 @@ impl Plan {
         org: &str,
         q: &ListQuery,
         sha256: &str,
-        (mut filters, mut values, binding): (
-            Vec<&str>,
-            Vec<(&'static str, String)>,
-            Vec<Option<String>>,
-        ),
-        (names, mut more_values): (Vec<(String, String)>, Vec<(String, AttributeValue)>),
+        (mut filters, mut values, binding): PlanParts<'_>,
+        (names, mut more_values): SearchParts,
     ) -> Plan {
         let partition = metadata::content_pk(org, sha256);
         let (lower, upper) = date_bounds(q.created_after, q.created_before);

@@ -983,3 +983,67 @@ async fn resolve_answers_each_ref_and_its_link_serves_exactly_the_pinned_version
         .len();
     assert_eq!(links_after, links_before);
 }
+
+// Measurement (issue 13): items read per artifact returned for a selective
+// label filter, and what the top-up bound does to it. Run with
+// `cargo test -p artifacts-tests --test find -- --ignored measure --nocapture`.
+
+#[tokio::test]
+#[ignore = "a measurement: seeds 10,000 artifacts"]
+async fn measure_selective_label_filter_on_10000_artifacts() {
+    let env = TestEnv::new().await;
+    let reader = Caller::reader(ORG);
+    let principal = artifacts::auth::Principal {
+        org: ORG.into(),
+        subject: reader.sub.clone(),
+        scopes: vec!["artifacts:read".into()],
+    };
+    let mut rng = Rng(10_000);
+    let started = std::time::Instant::now();
+    let all: Vec<Artifact> = (0..10_000)
+        .map(|i| {
+            let mut a = random_artifact(&mut rng, i);
+            if i % 100 == 37 {
+                a.metadata.insert("sel".into(), "yes".into());
+            }
+            a
+        })
+        .collect();
+    seed(&env, ORG, &all).await;
+    eprintln!(
+        "seeded 10,000 artifacts in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    eprintln!(
+        "| bound (Queries/page) | pages | Queries | items read | returned | items read per returned | pages stopped early |"
+    );
+    eprintln!("|---|---|---|---|---|---|---|");
+    for rounds in [1usize, 3, 10, 100] {
+        let mut cursor: Option<String> = None;
+        let (mut pages, mut queries, mut read, mut returned, mut early) = (0, 0, 0, 0, 0);
+        loop {
+            let mut params = vec![("label", "sel=yes")];
+            if let Some(c) = &cursor {
+                params.push(("cursor", c.as_str()));
+            }
+            let mut q = ListQuery::library(params).unwrap();
+            q.max_rounds = rounds;
+            let page = env.store.list(&principal, &q).await.unwrap();
+            pages += 1;
+            queries += page.stats.queries;
+            read += page.stats.items_read;
+            returned += page.artifacts.len();
+            early += usize::from(page.stopped_early);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+            assert!(pages < 10_000);
+        }
+        assert_eq!(returned, 100);
+        eprintln!(
+            "| {rounds} | {pages} | {queries} | {read} | {returned} | {:.1} | {early} |",
+            read as f64 / returned as f64
+        );
+    }
+}
