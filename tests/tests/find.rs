@@ -509,7 +509,7 @@ async fn every_search_returns_exactly_the_brute_force_answer_once_on_both_listin
     });
     let mut checked = 0;
     for (n, f) in combos.iter().enumerate() {
-        let limit = [3, 20, 100][n % 3];
+        let limit = [10, 40, 200][n % 3];
         let listings: Vec<(Call, Option<&str>)> = vec![
             (Call::list_library().by(&reader), None),
             (

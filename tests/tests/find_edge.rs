@@ -197,7 +197,8 @@ async fn resolve_through_the_gateway_and_follow_the_link() {
     let r = client()
         .post(edge.url("/v1/resolve"))
         .bearer_auth(&token)
-        .json(&json!({"refs": [format!("artifact://{WF}/in/a b.txt@1"), "nope"]}))
+        .header("content-type", "application/json")
+        .body(json!({"refs": [format!("artifact://{WF}/in/a b.txt@1"), "nope"]}).to_string())
         .send()
         .await
         .unwrap();
