@@ -71,6 +71,9 @@ async fn fetch(url: &str) -> Vec<u8> {
 
 // 1. Download by path equals download by id; HEAD; ?meta; other orgs.
 
+/// `?version=` and request headers of one download.
+type Case = (Option<&'static str>, Vec<(&'static str, String)>);
+
 #[tokio::test]
 async fn download_by_path_is_the_id_download_for_every_size_class_version_and_condition() {
     // Inline ≤ 64 KiB ciphertext, S3 up to 256 KiB, 303 above.
@@ -103,7 +106,7 @@ async fn download_by_path_is_the_id_download_for_every_size_class_version_and_co
             let r = download(&env, Call::download(&id).by(&reader)).await;
             header(&r, "etag").unwrap().to_owned()
         };
-        let cases: Vec<(Option<&str>, Vec<(&str, String)>)> = vec![
+        let cases: Vec<Case> = vec![
             (None, vec![]),
             (Some("1"), vec![]),
             (Some("2"), vec![]),
@@ -496,15 +499,15 @@ async fn every_search_returns_exactly_the_brute_force_answer_once_on_both_listin
         labels: vec!["tier".into(), "env=prod".into()],
     });
     combos.push(Filters {
-        params: vec![("contentType".into(), "image/svg+xml".into())],
+        params: vec![("contentType", "image/svg+xml".into())],
         labels: vec![],
     });
     combos.push(Filters {
-        params: vec![("q".into(), "PROWLER-report".into())],
+        params: vec![("q", "PROWLER-report".into())],
         labels: vec![],
     });
     combos.push(Filters {
-        params: vec![("sha256".into(), hashes[0].to_uppercase())],
+        params: vec![("sha256", hashes[0].to_uppercase())],
         labels: vec![],
     });
     let mut checked = 0;
