@@ -7,8 +7,9 @@
 //! Layers point one way:
 //! - capabilities, each with its own `impl Store` block: [`store`] (the
 //!   front door: construction and the version commit), [`uploads`],
-//!   [`listing`], [`links`], [`audit`], [`delivery`], [`bundle`], [`reader`], [`sweep`],
-//!   [`lifecycle`], [`purge`];
+//!   [`listing`], [`find`], [`search`], [`resolve`], [`links`], [`audit`], [`delivery`],
+//!   [`bundle`], [`reader`],
+//!   [`sweep`], [`lifecycle`], [`purge`];
 //! - adapters, which never import a capability: [`metadata`] (DynamoDB),
 //!   [`content`] (S3, including the `deliveries/` copies), [`envelope`] (KMS
 //!   data keys), [`link_key`] (the KMS HMAC key and the link token codec),
@@ -25,6 +26,7 @@ pub mod crypto;
 pub mod delivery;
 pub mod envelope;
 pub mod error;
+pub mod find;
 pub mod http;
 pub mod lifecycle;
 pub mod link_key;
@@ -34,7 +36,9 @@ pub mod metadata;
 pub mod model;
 pub mod purge;
 pub mod reader;
+pub mod resolve;
 pub mod sdk;
+pub mod search;
 pub mod store;
 pub mod sweep;
 pub mod telemetry;

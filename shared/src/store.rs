@@ -48,6 +48,9 @@ pub struct NewVersion {
     pub metadata: Option<BTreeMap<String, String>>,
     /// Hex SHA-256 the body must have.
     pub expected_sha256: Option<String>,
+    /// Publish to (true) or withdraw from (false) the library; kept from
+    /// the previous version when `None` (default: not published).
+    pub library: Option<bool>,
     pub condition: WriteCondition,
     pub body: Vec<u8>,
     /// Where the request came from, for its audit record.
@@ -96,6 +99,8 @@ pub(crate) struct VersionSpec {
     pub retention_days: Option<u64>,
     /// Keep-versions asked for with this write.
     pub keep_versions: Option<u64>,
+    /// Set after [`VersionSpec::validate`]; `None` keeps what the artifact has.
+    pub library: Option<bool>,
 }
 
 impl VersionSpec {
@@ -126,6 +131,7 @@ impl VersionSpec {
             condition,
             retention_days: None,
             keep_versions: None,
+            library: None,
         })
     }
 }
@@ -202,6 +208,7 @@ impl Store {
             })
             .transpose()?;
         spec.keep_versions = new.keep_versions;
+        spec.library = new.library;
         let size = new.body.len() as u64;
         if size > MAX_DIRECT_UPLOAD_BYTES {
             return Err(Error::TooLarge {
@@ -309,13 +316,17 @@ impl Store {
 
             let now = model::now_rfc3339();
             let number = current.as_ref().map_or(1, Artifact::next_version);
-            let lifecycle = crate::lifecycle::on_commit(
+            let mut lifecycle = crate::lifecycle::on_commit(
                 &self.config,
                 current.as_ref().map(|a| &a.lifecycle),
                 spec.retention_days,
                 spec.keep_versions,
                 time::OffsetDateTime::now_utc(),
             );
+            // `x-artifact-library` / `"library"` (SPEC §14); absent keeps the flag.
+            if let Some(library) = spec.library {
+                lifecycle.library = library;
+            }
             let version = Version {
                 version: number,
                 size: ready.size,
@@ -482,10 +493,20 @@ impl Store {
         version: Option<u64>,
     ) -> Result<(Artifact, VersionRecord)> {
         let artifact = self.artifact(principal, artifact_id).await?;
+        self.version_of(&principal.org, artifact, version).await
+    }
+
+    /// One version (default: the latest) of an artifact already read.
+    pub(crate) async fn version_of(
+        &self,
+        org: &str,
+        artifact: Artifact,
+        version: Option<u64>,
+    ) -> Result<(Artifact, VersionRecord)> {
         let number = version.unwrap_or(artifact.latest_version);
         let record = self
             .metadata
-            .version(&principal.org, &artifact.artifact_id, number)
+            .version(org, &artifact.artifact_id, number)
             .await?
             .ok_or(Error::NotFound("version"))?;
         Ok((artifact, record))

@@ -105,6 +105,45 @@ pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxErro
             .iter()
             .any(|i| i.index_name() == Some(artifacts::metadata::LIBRARY_INDEX))
     });
+    // The content index (`sha256=`, SPEC §14), added to older tables too.
+    let content_keys = || -> Result<_, BoxError> {
+        Ok((
+            vec![
+                key("gsi3pk", KeyType::Hash)?,
+                key("gsi3sk", KeyType::Range)?,
+            ],
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        ))
+    };
+    let has_content_index = described.as_ref().is_ok_and(|d| {
+        d.table()
+            .map(|t| t.global_secondary_indexes())
+            .unwrap_or_default()
+            .iter()
+            .any(|i| i.index_name() == Some(artifacts::metadata::CONTENT_INDEX))
+    });
+    if exists && !has_content_index {
+        let (keys, projection) = content_keys()?;
+        ddb.update_table()
+            .table_name(&resource)
+            .attribute_definitions(attr("gsi3pk")?)
+            .attribute_definitions(attr("gsi3sk")?)
+            .global_secondary_index_updates(
+                GlobalSecondaryIndexUpdate::builder()
+                    .create(
+                        CreateGlobalSecondaryIndexAction::builder()
+                            .index_name(artifacts::metadata::CONTENT_INDEX)
+                            .set_key_schema(Some(keys))
+                            .projection(projection)
+                            .build()?,
+                    )
+                    .build(),
+            )
+            .send()
+            .await?;
+    }
     if exists && !has_library_index {
         // A table provisioned before the index existed (make dev).
         let (keys, projection) = library_keys()?;
@@ -179,6 +218,8 @@ pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxErro
             .attribute_definitions(attr("gsi1sk")?)
             .attribute_definitions(attr("gsi2pk")?)
             .attribute_definitions(attr("gsi2sk")?)
+            .attribute_definitions(attr("gsi3pk")?)
+            .attribute_definitions(attr("gsi3sk")?)
             .global_secondary_indexes(
                 GlobalSecondaryIndex::builder()
                     .index_name(artifacts::metadata::LIBRARY_INDEX)
@@ -193,6 +234,14 @@ pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxErro
                     .projection(due_projection)
                     .build()?,
             )
+            .global_secondary_indexes({
+                let (keys, projection) = content_keys()?;
+                GlobalSecondaryIndex::builder()
+                    .index_name(artifacts::metadata::CONTENT_INDEX)
+                    .set_key_schema(Some(keys))
+                    .projection(projection)
+                    .build()?
+            })
             .send()
             .await?;
         ddb.update_time_to_live()
@@ -833,6 +882,41 @@ impl Call {
             &format!("/v1/artifacts/{artifact_id}/download"),
         )
         .path_param("artifactId", artifact_id)
+    }
+
+    /// `GET /v1/workflows/{workflowId}/artifacts/{path+}` (download by path).
+    pub fn by_path(workflow_id: &str, path: &str) -> Self {
+        Self::new(
+            "GET",
+            "/v1/workflows/{workflowId}/artifacts/{path+}",
+            &format!(
+                "/v1/workflows/{workflow_id}/artifacts/{}",
+                utf8_percent_encode(path, RAW_PATH)
+            ),
+        )
+        .path_param("workflowId", workflow_id)
+        .path_param("path", path)
+    }
+
+    /// `POST /v1/resolve` with a JSON body (presign).
+    pub fn resolve(body: &Value) -> Self {
+        let mut call = Self::new("POST", "/v1/resolve", "/v1/resolve")
+            .header("content-type", "application/json");
+        call.event["body"] = json!(body.to_string());
+        call
+    }
+
+    /// The same request with another method (`HEAD`).
+    pub fn method(mut self, method: &str) -> Self {
+        let route = self.event["routeKey"]
+            .as_str()
+            .and_then(|k| k.split_once(' '))
+            .map(|(_, r)| r.to_owned())
+            .unwrap_or_default();
+        self.event["routeKey"] = json!(format!("{method} {route}"));
+        self.event["requestContext"]["routeKey"] = self.event["routeKey"].clone();
+        self.event["requestContext"]["http"]["method"] = json!(method);
+        self
     }
 
     /// `GET /v1/workflows/{workflowId}/artifacts` (list).

@@ -41,12 +41,25 @@ const SPEC_ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/artifacts/{artifactId}", "versions"),
     ("GET", "/v1/artifacts/{artifactId}/versions", "versions"),
     ("GET", "/v1/artifacts/{artifactId}/download", "download"),
+    // SPEC §14
+    ("HEAD", "/v1/artifacts/{artifactId}/download", "download"),
+    (
+        "GET",
+        "/v1/workflows/{workflowId}/artifacts/{path+}",
+        "download",
+    ),
+    (
+        "HEAD",
+        "/v1/workflows/{workflowId}/artifacts/{path+}",
+        "download",
+    ),
     (
         "GET",
         "/v1/workflows/{workflowId}/artifacts/bundle",
         "bundle",
     ),
     ("POST", "/v1/artifacts/{artifactId}/links", "presign"),
+    ("POST", "/v1/resolve", "presign"),
     ("GET", "/v1/links/{token}", "download"),
     ("GET", "/v1/artifacts/{artifactId}/links", "presign"),
     ("DELETE", "/v1/links/{linkId}", "presign"),
