@@ -356,7 +356,8 @@ async fn unrouted_requests_answer_like_api_gateway() {
     let edge = Edge::start().await;
     let token = edge.writer("acme");
     for (method, path) in [
-        ("GET", "/"),
+        // (GET / is the console's, SPEC §17.)
+        ("POST", "/"),
         ("GET", "/v1/nothing"),
         ("PUT", "/v1/artifacts/x"),
         ("POST", "/v1/artifacts"),

@@ -199,11 +199,14 @@ async fn assert_purged(
         .scan()
         .table_name(&env.resources.table)
         // Refused uses of its links, recorded at most one a minute after the
-        // purge began, are records of attempts (TTL 90 days), not content.
+        // purge began, are records of attempts (TTL 90 days), not content;
+        // its audit trail outlives it by design (SPEC §13).
         .filter_expression(
-            "artifactId = :id AND NOT (begins_with(sk, :use) AND #status >= :refused)",
+            "artifactId = :id AND NOT (begins_with(sk, :use) AND #status >= :refused) \
+             AND NOT contains(pk, :audit)",
         )
         .expression_attribute_names("#status", "status")
+        .expression_attribute_values(":audit", AttributeValue::S("#AU#".into()))
         .expression_attribute_values(":use", AttributeValue::S("U#".into()))
         .expression_attribute_values(":refused", AttributeValue::N("400".into()))
         .expression_attribute_values(":id", AttributeValue::S(id.to_owned()))
