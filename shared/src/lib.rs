@@ -8,12 +8,15 @@
 //! - capabilities, each with its own `impl Store` block: [`store`] (the
 //!   front door: construction and the version commit), [`uploads`],
 //!   [`listing`], [`links`], [`delivery`], [`bundle`], [`reader`], [`sweep`];
+//! - [`attestation`] (signed publish attestations, SPEC §18) is a capability too;
 //! - adapters, which never import a capability: [`metadata`] (DynamoDB),
 //!   [`content`] (S3, including the `deliveries/` copies), [`envelope`] (KMS
-//!   data keys), [`link_key`] (the KMS HMAC key and the link token codec);
+//!   data keys), [`link_key`] (the KMS HMAC key and the link token codec), [`signer`]
+//!   (the KMS P-256 signing key);
 //! - the core they all use: [`model`], [`crypto`], [`zip`], [`auth`],
 //!   [`http`], [`error`], [`config`].
 
+pub mod attestation;
 pub mod auth;
 pub mod bundle;
 pub mod config;
@@ -29,6 +32,7 @@ pub mod listing;
 pub mod metadata;
 pub mod model;
 pub mod reader;
+pub mod signer;
 pub mod store;
 pub mod sweep;
 pub mod telemetry;

@@ -50,6 +50,8 @@ pub struct NewVersion {
     pub expected_sha256: Option<String>,
     pub condition: WriteCondition,
     pub body: Vec<u8>,
+    /// The API request id, recorded in the version's attestation.
+    pub request_id: Option<String>,
 }
 
 /// Content sealed for one artifact id, ready to be committed as a version.
@@ -85,6 +87,8 @@ pub(crate) struct VersionSpec {
     pub content_type: String,
     pub metadata: Option<BTreeMap<String, String>>,
     pub condition: WriteCondition,
+    /// The request recorded in the attestation (ingest: the upload id).
+    pub request_id: Option<String>,
 }
 
 impl VersionSpec {
@@ -113,6 +117,7 @@ impl VersionSpec {
             content_type,
             metadata,
             condition,
+            request_id: None,
         })
     }
 }
@@ -127,6 +132,8 @@ pub struct Store {
     pub deliveries: Deliveries,
     /// The KMS HMAC key that signs and verifies link tokens (SPEC §8).
     pub link_key: crate::link_key::LinkKey,
+    /// The KMS P-256 key that signs publish attestations (SPEC §18).
+    pub signer: crate::signer::Signer,
 }
 
 impl Store {
@@ -164,6 +171,7 @@ impl Store {
             deliveries: Deliveries::new(s3.clone(), &config.bucket),
             content: Content::new(s3, &config.bucket),
             link_key: crate::link_key::LinkKey::new(kms.clone(), config.link_key_id.clone()),
+            signer: crate::signer::Signer::new(kms.clone(), config.signing_key_id.clone()),
             envelope: Envelope::new(kms, &config.kms_key_id),
             config,
         }
@@ -174,7 +182,7 @@ impl Store {
     /// commit, so no version ever points at missing content.
     pub async fn put(&self, principal: &Principal, new: NewVersion) -> Result<(Artifact, Version)> {
         principal.require(Scope::Write)?;
-        let spec = VersionSpec::validate(
+        let mut spec = VersionSpec::validate(
             &new.workflow_id,
             &new.path,
             new.artifact_type,
@@ -182,6 +190,7 @@ impl Store {
             new.metadata,
             new.condition,
         )?;
+        spec.request_id = new.request_id;
         let size = new.body.len() as u64;
         if size > MAX_DIRECT_UPLOAD_BYTES {
             return Err(Error::TooLarge {
@@ -316,11 +325,20 @@ impl Store {
                     .or_else(|| current.as_ref().map(|a| a.metadata.clone()))
                     .unwrap_or_default(),
             };
+            // Signed before the commit: no unsigned version ever exists.
+            let attestation = match self
+                .attest(&publish_statement(org, spec, &artifact, &version, upload))
+                .await
+            {
+                Ok(a) => a,
+                Err(e) => return Err(self.abandon(org, Some(ready), e).await),
+            };
             let record = VersionRecord {
                 version: version.clone(),
                 content_id: ready.content_id.clone(),
                 wrapped_key: ready.wrapped_key.clone(),
                 location: ready.location.clone(),
+                attestation: Some(attestation),
             };
             let completes = upload
                 .map(|id| self.upload_completion(org, id, &artifact, version.version))
@@ -570,6 +588,36 @@ impl Store {
         }
         outcome
     }
+}
+
+/// What the attestation of a version about to be committed says (SPEC §18).
+fn publish_statement(
+    org: &str,
+    spec: &VersionSpec,
+    artifact: &Artifact,
+    version: &Version,
+    upload: Option<&str>,
+) -> crate::attestation::Statement {
+    crate::attestation::Statement::publish(
+        &artifact.path,
+        &version.sha256,
+        crate::attestation::Publish {
+            org: org.to_owned(),
+            workflow_id: artifact.workflow_id.clone(),
+            artifact_id: artifact.artifact_id.clone(),
+            version: version.version,
+            size: version.size,
+            content_type: version.content_type.clone(),
+            published_at: version.created_at.clone(),
+            published_by: version.created_by.clone(),
+            request_id: spec
+                .request_id
+                .as_deref()
+                .or(upload)
+                .unwrap_or_default()
+                .to_owned(),
+        },
+    )
 }
 
 /// Jittered, growing pause between commit attempts.
