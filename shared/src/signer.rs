@@ -14,7 +14,9 @@ use crate::error::{Error, Result};
 /// Longest message KMS signs as `RAW`; longer ones are sent as their digest.
 const MAX_RAW_MESSAGE: usize = 4096;
 
-/// A signature and the key (its ARN, as KMS names it) that made it.
+/// A signature and the key that made it, named as configured
+/// (`ARTIFACTS_SIGNING_KEY_ID`; deployed, the key's ARN): the same name
+/// [`Signer::public_key`] gives, whatever form KMS answers with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signature {
     pub key_id: String,
@@ -22,7 +24,7 @@ pub struct Signature {
     pub der: Vec<u8>,
 }
 
-/// The public half: its key id (ARN) and its `SubjectPublicKeyInfo` (DER).
+/// The public half: its key id (as configured) and its `SubjectPublicKeyInfo` (DER).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublicKey {
     pub key_id: String,
@@ -54,10 +56,11 @@ impl Signer {
         } else {
             (Sha256::digest(message).to_vec(), MessageType::Digest)
         };
+        let key_id = self.key_id()?.to_owned();
         let out = self
             .kms
             .sign()
-            .key_id(self.key_id()?)
+            .key_id(&key_id)
             .message(Blob::new(message))
             .message_type(kind)
             .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
@@ -69,18 +72,16 @@ impl Signer {
             .map(|b| b.as_ref().to_vec())
             .filter(|d| !d.is_empty())
             .ok_or_else(|| Error::upstream("kms", "Sign returned no signature"))?;
-        let key_id = out
-            .key_id()
-            .map_or_else(|| self.key_id.clone().unwrap_or_default(), str::to_owned);
         Ok(Signature { key_id, der })
     }
 
     /// The public key: one KMS `GetPublicKey` request.
     pub async fn public_key(&self) -> Result<PublicKey> {
+        let key_id = self.key_id()?.to_owned();
         let out = self
             .kms
             .get_public_key()
-            .key_id(self.key_id()?)
+            .key_id(&key_id)
             .send()
             .await
             .map_err(|e| Error::upstream("kms", e))?;
@@ -88,9 +89,6 @@ impl Signer {
             .public_key()
             .map(|b| b.as_ref().to_vec())
             .ok_or_else(|| Error::upstream("kms", "GetPublicKey returned no key"))?;
-        let key_id = out
-            .key_id()
-            .map_or_else(|| self.key_id.clone().unwrap_or_default(), str::to_owned);
         Ok(PublicKey { key_id, spki_der })
     }
 }

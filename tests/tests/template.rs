@@ -47,6 +47,13 @@ const SPEC_ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/links/{token}", "download"),
     ("GET", "/v1/artifacts/{artifactId}/links", "presign"),
     ("DELETE", "/v1/links/{linkId}", "presign"),
+    // SPEC §18: publish attestations.
+    ("GET", "/v1/signing-key", "versions"),
+    (
+        "GET",
+        "/v1/artifacts/{artifactId}/versions/{version}/attestation",
+        "versions",
+    ),
 ];
 
 /// Routes whose function exists but does not serve them yet. The test fails
@@ -61,8 +68,9 @@ const NOT_YET_SERVED: &[(&str, &str)] = &[];
 const RENAMED_PARAMS: &[(&str, &str, &str)] =
     &[("DELETE", "/v1/links/{linkId}", "/v1/links/{token}")];
 
-/// The only route without a principal (SPEC §4): the token is the credential.
-const PUBLIC_ROUTE: (&str, &str) = ("GET", "/v1/links/{token}");
+/// The only routes without a principal: the link (SPEC §4: the token is the
+/// credential) and the public key attestations verify with (SPEC §18).
+const PUBLIC_ROUTES: &[(&str, &str)] = &[("GET", "/v1/links/{token}"), ("GET", "/v1/signing-key")];
 
 /// SPEC §10: the only `ARTIFACTS_*` variables there are.
 const SPEC_ENV: &[&str] = &[
@@ -70,6 +78,8 @@ const SPEC_ENV: &[&str] = &[
     "ARTIFACTS_BUCKET",
     "ARTIFACTS_KMS_KEY_ID",
     "ARTIFACTS_LINK_KEY_ID",
+    // SPEC §18.
+    "ARTIFACTS_SIGNING_KEY_ID",
     "ARTIFACTS_PUBLIC_BASE_URL",
     "ARTIFACTS_INLINE_MAX_BYTES",
     "ARTIFACTS_DIRECT_MAX_BYTES",
@@ -180,11 +190,10 @@ fn template_serves_the_spec_routes_of_existing_functions() {
                 r.function, r.api
             ));
         }
-        let public = (method.as_str(), path.as_str()) == PUBLIC_ROUTE;
+        let public = PUBLIC_ROUTES.contains(&(method.as_str(), path.as_str()));
         if r.authorizer_none != public {
             problems.push(format!(
-                "route {method} {path}: Auth.Authorizer NONE must be set on {} {} only",
-                PUBLIC_ROUTE.0, PUBLIC_ROUTE.1
+                "route {method} {path}: Auth.Authorizer NONE must be set on {PUBLIC_ROUTES:?} only"
             ));
         }
     }

@@ -36,6 +36,7 @@ async fn upload(store: &Store, req: &Request) -> Result<Response<Body>> {
         expected_sha256: header_str(req, "x-artifact-sha256")?.map(str::to_owned),
         condition: condition(req)?,
         body: http::body_bytes(req).to_vec(),
+        request_id: Some(http::request_id(req)),
     };
     let (artifact, version) = store.put(&principal, new).await?;
 
