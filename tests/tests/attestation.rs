@@ -241,7 +241,10 @@ async fn downloaded(env: &TestEnv, caller: &Caller, id: &str, version: u64) -> V
     assert_eq!(r.status(), 200);
     assert_eq!(
         header(&r, "x-artifact-attestation"),
-        Some(format!("http://127.0.0.1:9000/v1/artifacts/{id}/versions/{version}/attestation").as_str())
+        Some(
+            format!("http://127.0.0.1:9000/v1/artifacts/{id}/versions/{version}/attestation")
+                .as_str()
+        )
     );
     bytes(&r)
 }
@@ -275,7 +278,10 @@ async fn check_version(
     assert_eq!(printed, statement);
     let (ok, out) = scratch.openssl();
     assert!(ok, "the openssl recipe rejects a good attestation: {out}");
-    assert!(out.contains("Verified OK") && out.contains("subject OK"), "{out}");
+    assert!(
+        out.contains("Verified OK") && out.contains("subject OK"),
+        "{out}"
+    );
 
     // The statement says what the version's metadata says.
     assert_eq!(statement.statement_type, "https://in-toto.io/Statement/v1");
@@ -324,7 +330,8 @@ async fn direct_and_ingested_versions_carry_attestations_that_verify_independent
 
     // Ingested: the request is the upload session.
     let csv = content(90_000, 3);
-    let (upload_id, answer) = ingest_upload(&env, &env.store, &alice, "scan/report.csv", &csv).await;
+    let (upload_id, answer) =
+        ingest_upload(&env, &env.store, &alice, "scan/report.csv", &csv).await;
     let answer = answer.unwrap();
     assert_eq!(answer["records"][0]["outcome"], "committed", "{answer}");
     let r = list(&env, Call::list_workflow(WF).by(&alice)).await;
@@ -521,10 +528,7 @@ async fn a_failing_kms_sign_fails_the_write_and_commits_nothing() {
     let body = content(100_000, 4);
     let r = harness::upload_with(&faulty, Call::upload(WF, "signed.bin", &body).by(&alice)).await;
     assert_eq!(r.status(), 500, "{}", String::from_utf8_lossy(&bytes(&r)));
-    assert_eq!(
-        header(&r, "content-type"),
-        Some("application/problem+json")
-    );
+    assert_eq!(header(&r, "content-type"), Some("application/problem+json"));
     assert!(kms.count("Sign") >= 1, "the fault was injected");
     assert_eq!(kms.count("GenerateDataKey"), 1, "the content was sealed");
     assert_eq!(
@@ -538,7 +542,10 @@ async fn a_failing_kms_sign_fails_the_write_and_commits_nothing() {
     // Ingest: the upload stays pending and its event is retried.
     let csv = content(70_000, 5);
     let (upload_id, answer) = ingest_upload(&env, &faulty, &alice, "late.csv", &csv).await;
-    assert!(answer.is_err(), "the invocation fails so that it is retried");
+    assert!(
+        answer.is_err(),
+        "the invocation fails so that it is retried"
+    );
     let status = presign(&env, Call::upload_status(WF, &upload_id).by(&alice)).await;
     assert_eq!(json_body(&status)["state"], "pending");
     let (items, objects) = stored(&env).await;
