@@ -657,3 +657,72 @@ async fn each_write_costs_one_kms_sign() {
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
+
+/// At the edge: through the local gateway (routes and authorizer from the
+/// template) with an ordinary client — the key without credentials, the
+/// attestation only with them, and the download naming it.
+#[tokio::test]
+async fn through_the_gateway_the_key_is_public_and_the_attestation_is_not() {
+    use harness::edge::{Edge, client};
+    let edge = Edge::start().await;
+    let token = edge.writer("acme");
+    let http = client();
+    let body = content(3_000, 11);
+    let put = http
+        .put(edge.url(&format!("/v1/workflows/{WF}/artifacts/edge/plan.bin")))
+        .bearer_auth(&token)
+        .header("content-type", "application/octet-stream")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 201);
+    let created: Value = serde_json::from_slice(&put.bytes().await.unwrap()).unwrap();
+    let id = created["artifact"]["artifactId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let key = http
+        .get(edge.url("/v1/signing-key?format=pem"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(key.status(), 200, "no credentials needed");
+    assert_eq!(
+        key.headers()["cache-control"].to_str().unwrap(),
+        "public, max-age=3600"
+    );
+    let pem = key.text().await.unwrap();
+
+    let path = format!("/v1/artifacts/{id}/versions/1/attestation");
+    let anonymous = http.get(edge.url(&path)).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let got = http
+        .get(edge.url(&path))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), 200);
+    let envelope = got.bytes().await.unwrap().to_vec();
+
+    let downloaded = http
+        .get(edge.url(&format!("/v1/artifacts/{id}/download")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        downloaded.headers()["x-artifact-attestation"]
+            .to_str()
+            .unwrap()
+            .ends_with(&path)
+    );
+    let file = downloaded.bytes().await.unwrap().to_vec();
+    assert!(file == body);
+    let spki = attestation::spki_from_pem(&pem).unwrap();
+    attestation::verify_content(&envelope, &spki, &file).unwrap();
+    let scratch = Scratch::new(&pem, &envelope, &file);
+    assert!(scratch.openssl().0 && scratch.python().0);
+}
