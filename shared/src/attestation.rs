@@ -243,6 +243,103 @@ impl Store {
     }
 }
 
+/// What one backfill run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Backfill {
+    /// Version items read.
+    pub examined: u64,
+    /// Versions that had no attestation and have one now.
+    pub signed: u64,
+}
+
+/// The `requestId` of attestations made after the fact.
+pub const BACKFILL_REQUEST_ID: &str = "backfill";
+
+impl Store {
+    /// The one-off backfill for versions committed before attestations
+    /// existed: sign each version of `artifact_id` (in `org`) that has none,
+    /// at most `max_signed` per run, saying what the version item recorded
+    /// (`requestId` [`BACKFILL_REQUEST_ID`]). An operator's job like
+    /// [`Store::sweep_orphans`], with no route of its own. Idempotent: a
+    /// signed version is skipped, and each write is conditional on the item
+    /// still holding the same content and no attestation.
+    pub async fn backfill_attestations(
+        &self,
+        org: &str,
+        artifact_id: &str,
+        max_signed: u64,
+    ) -> Result<Backfill> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let artifact = self
+            .metadata
+            .artifact(org, crate::model::parse_artifact_id(artifact_id)?)
+            .await?
+            .ok_or(Error::NotFound("artifact"))?;
+        let mut report = Backfill::default();
+        for number in 1..=artifact.latest_version {
+            if report.signed >= max_signed {
+                break;
+            }
+            let Some(record) = self
+                .metadata
+                .version(org, &artifact.artifact_id, number)
+                .await?
+            else {
+                continue;
+            };
+            report.examined += 1;
+            if record.attestation.is_some() {
+                continue;
+            }
+            let v = &record.version;
+            let statement = Statement::publish(
+                &artifact.path,
+                &v.sha256,
+                Publish {
+                    org: org.to_owned(),
+                    workflow_id: artifact.workflow_id.clone(),
+                    artifact_id: artifact.artifact_id.clone(),
+                    version: v.version,
+                    size: v.size,
+                    content_type: v.content_type.clone(),
+                    published_at: v.created_at.clone(),
+                    published_by: v.created_by.clone(),
+                    request_id: BACKFILL_REQUEST_ID.to_owned(),
+                },
+            );
+            let envelope = self.attest(&statement).await?;
+            let written = self
+                .metadata
+                .client()
+                .update_item()
+                .table_name(self.metadata.table())
+                .key(
+                    "pk",
+                    AttributeValue::S(crate::metadata::artifact_pk(org, &artifact.artifact_id)),
+                )
+                .key("sk", AttributeValue::S(crate::metadata::version_sk(number)))
+                .update_expression("SET attestation = :a")
+                .condition_expression(
+                    "attribute_exists(pk) AND contentId = :c AND attribute_not_exists(attestation)",
+                )
+                .expression_attribute_values(":a", AttributeValue::S(envelope))
+                .expression_attribute_values(":c", AttributeValue::S(record.content_id.clone()))
+                .send()
+                .await;
+            match written {
+                Ok(_) => report.signed += 1,
+                // Signed (or changed) meanwhile: nothing to do.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(Error::upstream("dynamodb", e)),
+            }
+        }
+        Ok(report)
+    }
+}
+
 /// Where a version's attestation is served (relative to the API when no
 /// public base URL is configured).
 pub fn attestation_url(base: Option<&str>, artifact_id: &str, version: u64) -> String {

@@ -726,3 +726,55 @@ async fn through_the_gateway_the_key_is_public_and_the_attestation_is_not() {
     let scratch = Scratch::new(&pem, &envelope, &file);
     assert!(scratch.openssl().0 && scratch.python().0);
 }
+
+/// Versions committed before attestations existed get one from the one-off
+/// backfill, once; the attestation route serves it and it verifies.
+#[tokio::test]
+async fn the_backfill_signs_unsigned_versions_once() {
+    use artifacts::metadata::{artifact_pk, version_sk};
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    let key = signing_key(&env).await;
+    let old = content(1_000, 21);
+    let (id, _) = put(&env, &alice, "old.bin", &old).await;
+    put(&env, &alice, "old.bin", &content(1_000, 22)).await;
+    // Version 1 as it was before SPEC §18: no attestation attribute.
+    env.dynamodb()
+        .update_item()
+        .table_name(&env.resources.table)
+        .key("pk", AttributeValue::S(artifact_pk("acme", &id)))
+        .key("sk", AttributeValue::S(version_sk(1)))
+        .update_expression("REMOVE attestation")
+        .send()
+        .await
+        .unwrap();
+    let r = versions(&env, Call::attestation(&id, "1").by(&alice)).await;
+    assert_eq!(r.status(), 404, "an unsigned version has no attestation");
+
+    let done = env
+        .store
+        .backfill_attestations("acme", &id, 10)
+        .await
+        .unwrap();
+    assert_eq!((done.examined, done.signed), (2, 1));
+    let envelope = fetch_attestation(&env, &alice, &id, 1).await;
+    let statement = attestation::verify_content(&envelope, &key.1, &old).unwrap();
+    assert_eq!(statement.predicate.request_id, "backfill");
+    assert_eq!(statement.predicate.version, 1);
+    let scratch = Scratch::new(&key.0, &envelope, &old);
+    assert!(scratch.python().0 && scratch.openssl().0);
+
+    let again = env
+        .store
+        .backfill_attestations("acme", &id, 10)
+        .await
+        .unwrap();
+    assert_eq!(again.signed, 0, "idempotent");
+    assert_eq!(fetch_attestation(&env, &alice, &id, 1).await, envelope);
+    // Another org's artifact is not found.
+    assert!(matches!(
+        env.store.backfill_attestations("evil", &id, 10).await,
+        Err(artifacts::Error::NotFound(_))
+    ));
+}
