@@ -259,18 +259,20 @@ mod tests {
         ] {
             assert!(keys.contains(&key.to_string()), "{key} in {keys:?}");
         }
-        let public: Vec<String> = routes
+        let mut public: Vec<String> = routes
             .iter()
             .filter(|r| !r.authorized)
             .map(Route::key)
             .collect();
+        public.sort();
         assert_eq!(
             public,
             vec![
-                "GET /v1/openapi.json",
-                "GET /v1/links/{token}",
                 "GET /",
-                "GET /console/{proxy+}"
+                "GET /console/{proxy+}",
+                "GET /v1/links/{token}",
+                "GET /v1/openapi.json",
+                "GET /v1/signing-key",
             ]
         );
     }

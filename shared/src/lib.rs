@@ -9,14 +9,17 @@
 //!   front door: construction and the version commit), [`uploads`],
 //!   [`listing`], [`find`], [`search`], [`resolve`], [`links`], [`audit`], [`delivery`],
 //!   [`bundle`], [`reader`],
-//!   [`sweep`], [`lifecycle`], [`purge`];
+//!   [`sweep`], [`lifecycle`], [`purge`], [`attestation`] (signed publish
+//!   attestations, SPEC §18);
 //! - adapters, which never import a capability: [`metadata`] (DynamoDB),
 //!   [`content`] (S3, including the `deliveries/` copies), [`envelope`] (KMS
 //!   data keys), [`link_key`] (the KMS HMAC key and the link token codec),
-//!   [`sdk`] (the SDK configuration from Lambda's environment);
+//!   [`signer`] (the KMS P-256 signing key), [`sdk`] (the SDK
+//!   configuration from Lambda's environment);
 //! - the core they all use: [`model`], [`crypto`], [`zip`], [`auth`],
 //!   [`http`], [`error`], [`config`].
 
+pub mod attestation;
 pub mod audit;
 pub mod auth;
 pub mod bundle;
@@ -39,6 +42,7 @@ pub mod reader;
 pub mod resolve;
 pub mod sdk;
 pub mod search;
+pub mod signer;
 pub mod store;
 pub mod sweep;
 pub mod telemetry;

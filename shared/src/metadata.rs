@@ -198,6 +198,9 @@ pub struct VersionRecord {
     pub content_id: String,
     pub wrapped_key: Vec<u8>,
     pub location: Location,
+    /// The version's signed publish attestation, DSSE JSON (SPEC §18);
+    /// `None` only for versions committed before attestations existed.
+    pub attestation: Option<String>,
 }
 
 /// A page of versions, newest first.
@@ -688,6 +691,9 @@ pub fn version_item(
             item.insert("s3VersionId".into(), s(version_id));
         }
     }
+    if let Some(attestation) = &r.attestation {
+        item.insert("attestation".into(), s(attestation));
+    }
     item
 }
 
@@ -824,6 +830,11 @@ impl Item {
                 .b("wrappedKey")
                 .ok_or_else(|| malformed("wrappedKey"))?,
             location,
+            attestation: match self.0.get("attestation") {
+                Some(AttributeValue::S(a)) => Some(a.clone()),
+                None => None,
+                Some(_) => return Err(malformed("attestation")),
+            },
         })
     }
 }
@@ -916,6 +927,7 @@ mod tests {
                 content_id: "c1".into(),
                 wrapped_key: vec![9; 40],
                 location,
+                attestation: Some("{}".into()),
             };
             let item = Item(version_item("acme", "id", &r));
             assert_eq!(item.version_record().unwrap(), r);

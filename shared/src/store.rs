@@ -60,6 +60,8 @@ pub struct NewVersion {
     pub retention_days: Option<u64>,
     /// `x-artifact-keep-versions`: keep only the N newest versions.
     pub keep_versions: Option<u64>,
+    /// The API request id, recorded in the version's attestation.
+    pub request_id: Option<String>,
 }
 
 /// Content sealed for one artifact id, ready to be committed as a version.
@@ -101,6 +103,8 @@ pub(crate) struct VersionSpec {
     pub keep_versions: Option<u64>,
     /// Set after [`VersionSpec::validate`]; `None` keeps what the artifact has.
     pub library: Option<bool>,
+    /// The request recorded in the attestation (ingest: the upload id).
+    pub request_id: Option<String>,
 }
 
 impl VersionSpec {
@@ -132,6 +136,7 @@ impl VersionSpec {
             retention_days: None,
             keep_versions: None,
             library: None,
+            request_id: None,
         })
     }
 }
@@ -146,6 +151,8 @@ pub struct Store {
     pub deliveries: Deliveries,
     /// The KMS HMAC key that signs and verifies link tokens (SPEC §8).
     pub link_key: crate::link_key::LinkKey,
+    /// The KMS P-256 key that signs publish attestations (SPEC §18).
+    pub signer: crate::signer::Signer,
 }
 
 impl Store {
@@ -183,6 +190,7 @@ impl Store {
             deliveries: Deliveries::new(s3.clone(), &config.bucket),
             content: Content::new(s3, &config.bucket),
             link_key: crate::link_key::LinkKey::new(kms.clone(), config.link_key_id.clone()),
+            signer: crate::signer::Signer::new(kms.clone(), config.signing_key_id.clone()),
             envelope: Envelope::new(kms, &config.kms_key_id),
             config,
         }
@@ -209,6 +217,7 @@ impl Store {
             .transpose()?;
         spec.keep_versions = new.keep_versions;
         spec.library = new.library;
+        spec.request_id = new.request_id;
         let size = new.body.len() as u64;
         if size > MAX_DIRECT_UPLOAD_BYTES {
             return Err(Error::TooLarge {
@@ -364,11 +373,20 @@ impl Store {
                     .unwrap_or_default(),
                 lifecycle,
             };
+            // Signed before the commit: no unsigned version ever exists.
+            let attestation = match self
+                .attest(&publish_statement(org, spec, &artifact, &version, upload))
+                .await
+            {
+                Ok(a) => a,
+                Err(e) => return Err(self.abandon(org, Some(ready), e).await),
+            };
             let record = VersionRecord {
                 version: version.clone(),
                 content_id: ready.content_id.clone(),
                 wrapped_key: ready.wrapped_key.clone(),
                 location: ready.location.clone(),
+                attestation: Some(attestation),
             };
             let mut also: Vec<_> = upload
                 .map(|id| self.upload_completion(org, id, &artifact, version.version))
@@ -650,6 +668,36 @@ impl Store {
         }
         outcome
     }
+}
+
+/// What the attestation of a version about to be committed says (SPEC §18).
+fn publish_statement(
+    org: &str,
+    spec: &VersionSpec,
+    artifact: &Artifact,
+    version: &Version,
+    upload: Option<&str>,
+) -> crate::attestation::Statement {
+    crate::attestation::Statement::publish(
+        &artifact.path,
+        &version.sha256,
+        crate::attestation::Publish {
+            org: org.to_owned(),
+            workflow_id: artifact.workflow_id.clone(),
+            artifact_id: artifact.artifact_id.clone(),
+            version: version.version,
+            size: version.size,
+            content_type: version.content_type.clone(),
+            published_at: version.created_at.clone(),
+            published_by: version.created_by.clone(),
+            request_id: spec
+                .request_id
+                .as_deref()
+                .or(upload)
+                .unwrap_or_default()
+                .to_owned(),
+        },
+    )
 }
 
 /// Jittered, growing pause between commit attempts.

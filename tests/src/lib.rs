@@ -40,6 +40,8 @@ pub struct Resources {
     pub bucket: String,
     pub kms_key_id: String,
     pub link_key_id: String,
+    /// The P-256 key that signs publish attestations (SPEC §18).
+    pub signing_key_id: String,
     /// Upload events (bucket → EventBridge rule → this queue → ingest).
     pub ingest_queue_url: String,
     /// Where the queue moves an event after [`INGEST_MAX_RECEIVES`] receives.
@@ -62,8 +64,8 @@ impl Resources {
     /// `KEY=VALUE` lines for an env file.
     pub fn env_lines(&self) -> String {
         format!(
-            "ARTIFACTS_TABLE={}\nARTIFACTS_BUCKET={}\nARTIFACTS_KMS_KEY_ID={}\nARTIFACTS_LINK_KEY_ID={}\n",
-            self.table, self.bucket, self.kms_key_id, self.link_key_id
+            "ARTIFACTS_TABLE={}\nARTIFACTS_BUCKET={}\nARTIFACTS_KMS_KEY_ID={}\nARTIFACTS_LINK_KEY_ID={}\nARTIFACTS_SIGNING_KEY_ID={}\n",
+            self.table, self.bucket, self.kms_key_id, self.link_key_id, self.signing_key_id
         )
     }
 }
@@ -319,11 +321,19 @@ pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxErro
         KeyUsageType::GenerateVerifyMac,
     )
     .await?;
+    let signing_key_id = key_by_alias(
+        &kms,
+        &format!("alias/{resource}-signing"),
+        KeySpec::EccNistP256,
+        KeyUsageType::SignVerify,
+    )
+    .await?;
     Ok(Resources {
         table: resource.clone(),
         bucket: resource,
         kms_key_id,
         link_key_id,
+        signing_key_id,
         ingest_queue_url,
         ingest_dlq_url,
     })
@@ -653,6 +663,10 @@ impl TestEnv {
                 "ARTIFACTS_LINK_KEY_ID".to_string(),
                 resources.link_key_id.clone(),
             ),
+            (
+                "ARTIFACTS_SIGNING_KEY_ID".to_string(),
+                resources.signing_key_id.clone(),
+            ),
         ]);
         vars.insert(
             "ARTIFACTS_PUBLIC_BASE_URL".into(),
@@ -872,6 +886,22 @@ impl Call {
             &format!("/v1/artifacts/{artifact_id}/versions"),
         )
         .path_param("artifactId", artifact_id)
+    }
+
+    /// `GET /v1/artifacts/{artifactId}/versions/{version}/attestation` (SPEC §18).
+    pub fn attestation(artifact_id: &str, version: &str) -> Self {
+        Self::new(
+            "GET",
+            "/v1/artifacts/{artifactId}/versions/{version}/attestation",
+            &format!("/v1/artifacts/{artifact_id}/versions/{version}/attestation"),
+        )
+        .path_param("artifactId", artifact_id)
+        .path_param("version", version)
+    }
+
+    /// `GET /v1/signing-key` (SPEC §18): no authorizer on this route.
+    pub fn signing_key() -> Self {
+        Self::new("GET", "/v1/signing-key", "/v1/signing-key")
     }
 
     /// `GET /v1/artifacts/{artifactId}/download`
@@ -1103,6 +1133,11 @@ impl Call {
 
 pub async fn upload(env: &TestEnv, call: Call) -> Response<Body> {
     answered(artifacts_upload::handler(&env.store, call.request()).await)
+}
+
+/// The upload handler over another store (e.g. clients with fault injection).
+pub async fn upload_with(store: &Store, call: Call) -> Response<Body> {
+    answered(artifacts_upload::handler(store, call.request()).await)
 }
 
 pub async fn versions(env: &TestEnv, call: Call) -> Response<Body> {

@@ -178,11 +178,25 @@ pub async fn serve_version_for(
         &Origin::of(req),
     );
     let etag = http::etag(&v.sha256);
+    // SPEC §18: where the version's signed publish attestation is served.
+    let attested = |response: lambda_http::http::response::Builder| match &record.attestation {
+        Some(_) => response.header(
+            "x-artifact-attestation",
+            artifacts::attestation::attestation_url(
+                store.config.public_base_url.as_deref(),
+                &artifact.artifact_id,
+                v.version,
+            ),
+        ),
+        None => response,
+    };
     let base = || {
-        Response::builder()
-            .header(header::ETAG, &etag)
-            .header(header::CACHE_CONTROL, "private")
-            .header("x-artifact-version", v.version)
+        attested(
+            Response::builder()
+                .header(header::ETAG, &etag)
+                .header(header::CACHE_CONTROL, "private")
+                .header("x-artifact-version", v.version),
+        )
     };
     if header_str(req, "if-none-match")?.is_some_and(|inm| http::etag_matches(inm, &etag)) {
         return base()
@@ -202,7 +216,7 @@ pub async fn serve_version_for(
     if v.size > store.config.direct_max_bytes && !head {
         let url = store.deliver(org, artifact, record, url_ttl).await?;
         store.record_reads(org, &[read]).await?;
-        return Response::builder()
+        return attested(Response::builder())
             .status(StatusCode::SEE_OTHER)
             .header(header::LOCATION, url)
             .header(header::ETAG, &etag)

@@ -59,6 +59,7 @@ async fn upload(store: &Store, req: &Request) -> Result<Response<Body>> {
         library: library(req)?,
         body: http::body_bytes(req).to_vec(),
         origin: Origin::of(req),
+        request_id: Some(http::request_id(req)),
         retention_days: retention_days(req)?,
         keep_versions: header_str(req, "x-artifact-keep-versions")?
             .map(artifacts::lifecycle::parse_keep_header)
