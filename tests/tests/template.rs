@@ -567,11 +567,13 @@ const TABLE_WRITES: &[(&str, &str, &[&str])] = &[
     ),
     ("artifacts-bundle", "PutItem", &["audit"]),
     ("artifacts-bundle", "BatchWriteItem", &["audit"]),
-    // Refused audit reads are recorded.
-    ("artifacts-versions", "PutItem", &["audit"]),
     // SPEC §12: lifecycle transactions (artifact, path and name items) and
     // `?purge=true`, which also deletes link pointers and use records.
-    ("artifacts-versions", "PutItem", &["artifact", "workflow"]),
+    (
+        "artifacts-versions",
+        "PutItem",
+        &["artifact", "workflow", "audit"],
+    ),
     (
         "artifacts-versions",
         "UpdateItem",
