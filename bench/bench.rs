@@ -395,6 +395,7 @@ async fn bundle_seed(args: &[String]) -> Result<Value, BoxError> {
                     size: body.len() as u64,
                     sha256: None,
                     metadata: None,
+                    library: None,
                 },
             )
             .await?;

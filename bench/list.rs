@@ -219,6 +219,8 @@ async fn seed(env: &TestEnv, workflow_id: &str, n: usize) -> Result<(), BoxError
                 content_id: new_artifact_id(),
                 wrapped_key: vec![7; 184],
                 location: Location::Inline(vec![(i % 251) as u8; 1024 + 40 + 16]),
+                // Seeded items, not commits: unsigned like pre-SPEC §18 versions.
+                attestation: None,
             };
             items.push(metadata::version_item(ORG, &a.artifact_id, &record));
         }

@@ -59,7 +59,7 @@ export AWS_ENDPOINT_URL AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_A
 
 echo "dev: provisioning the table, bucket and keys ..." >&2
 resources=$(cargo run -q -p artifacts-tests --bin artifacts-provision -- --name dev)
-for var in ARTIFACTS_TABLE ARTIFACTS_BUCKET ARTIFACTS_KMS_KEY_ID ARTIFACTS_LINK_KEY_ID; do
+for var in ARTIFACTS_TABLE ARTIFACTS_BUCKET ARTIFACTS_KMS_KEY_ID ARTIFACTS_LINK_KEY_ID ARTIFACTS_SIGNING_KEY_ID; do
     grep -q "^$var=." <<<"$resources" || { echo "dev: artifacts-provision did not print $var" >&2; exit 1; }
 done
 

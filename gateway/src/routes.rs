@@ -259,18 +259,20 @@ mod tests {
         ] {
             assert!(keys.contains(&key.to_string()), "{key} in {keys:?}");
         }
-        let public: Vec<String> = routes
+        let mut public: Vec<String> = routes
             .iter()
             .filter(|r| !r.authorized)
             .map(Route::key)
             .collect();
+        public.sort();
         assert_eq!(
             public,
             vec![
-                "GET /v1/openapi.json",
-                "GET /v1/links/{token}",
                 "GET /",
-                "GET /console/{proxy+}"
+                "GET /console/{proxy+}",
+                "GET /v1/links/{token}",
+                "GET /v1/openapi.json",
+                "GET /v1/signing-key",
             ]
         );
     }
@@ -309,11 +311,38 @@ mod tests {
             params,
             vec![("proxy".into(), "assets/index-1a2b.js".into())]
         );
+        // By path (SPEC §14): GET and HEAD are the download's, PUT the
+        // upload's; HEAD has no bundle route, so it reaches the download.
+        for (method, path, function) in [
+            (
+                "GET",
+                "/v1/workflows/wf/artifacts/a/b.md",
+                "artifacts-download",
+            ),
+            (
+                "HEAD",
+                "/v1/workflows/wf/artifacts/a.md",
+                "artifacts-download",
+            ),
+            (
+                "HEAD",
+                "/v1/workflows/wf/artifacts/bundle",
+                "artifacts-download",
+            ),
+            ("HEAD", "/v1/artifacts/x/download", "artifacts-download"),
+            (
+                "PUT",
+                "/v1/workflows/wf/artifacts/bundle",
+                "artifacts-upload",
+            ),
+        ] {
+            assert_eq!(found(method, path).unwrap().0, function, "{method} {path}");
+        }
         // No route: another method, a trailing slash, a missing or extra segment.
         for (method, path) in [
             ("DELETE", "/v1/artifacts/x"),
             ("POST", "/v1/artifacts/x/download"),
-            ("GET", "/v1/workflows/wf/artifacts/a.md"),
+            ("POST", "/v1/workflows/wf/artifacts/a.md"),
             ("PUT", "/v1/workflows/wf/artifacts/"),
             ("GET", "/v1/artifacts/x/"),
             ("GET", "/v1/artifacts//versions"),

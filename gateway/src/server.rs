@@ -115,6 +115,7 @@ impl Gateway {
     ) -> Reply {
         let (parts, body) = req.into_parts();
         let method = parts.method.as_str().to_owned();
+        let head = parts.method == hyper::Method::HEAD;
         let raw_query = parts.uri.query().unwrap_or_default().to_owned();
         let Some(path) = event::gateway_path(parts.uri.path()) else {
             return message(StatusCode::BAD_REQUEST, "Bad Request");
@@ -182,10 +183,18 @@ impl Gateway {
                 );
                 message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
             }
-            Ok(payload) => to_http(&payload).unwrap_or_else(|why| {
-                tracing::error!(function, why, "malformed function response");
-                message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
-            }),
+            Ok(payload) => match to_http(&payload) {
+                Ok(mut reply) => {
+                    if head {
+                        keep_head_length(&payload, &mut reply);
+                    }
+                    reply
+                }
+                Err(why) => {
+                    tracing::error!(function, why, "malformed function response");
+                    message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                }
+            },
             Err(InvokeError::Timeout) => {
                 tracing::error!(function, "function timed out");
                 message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
@@ -195,6 +204,26 @@ impl Gateway {
                 message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
             }
         }
+    }
+}
+
+/// A `HEAD` answer has no body to measure: the function's own
+/// `Content-Length` (the length a `GET` would send) is the one to keep.
+fn keep_head_length(payload: &[u8], reply: &mut Reply) {
+    let length = serde_json::from_slice::<Value>(payload)
+        .ok()
+        .and_then(|v| {
+            v.get("headers")?
+                .get("content-length")?
+                .as_str()
+                .map(str::to_owned)
+        })
+        .filter(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|l| HeaderValue::from_str(&l).ok());
+    if let Some(length) = length {
+        reply
+            .headers_mut()
+            .insert(hyper::header::CONTENT_LENGTH, length);
     }
 }
 

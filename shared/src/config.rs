@@ -37,6 +37,9 @@ pub struct Config {
     pub bucket: String,
     pub kms_key_id: String,
     pub link_key_id: Option<String>,
+    /// The KMS P-256 key that signs publish attestations (SPEC §18); writes
+    /// fail without it.
+    pub signing_key_id: Option<String>,
     pub public_base_url: Option<String>,
     pub inline_max_bytes: usize,
     pub direct_max_bytes: u64,
@@ -115,6 +118,7 @@ impl Config {
             bucket: required("ARTIFACTS_BUCKET")?,
             kms_key_id: required("ARTIFACTS_KMS_KEY_ID")?,
             link_key_id: get("ARTIFACTS_LINK_KEY_ID"),
+            signing_key_id: get("ARTIFACTS_SIGNING_KEY_ID"),
             public_base_url,
             inline_max_bytes: bounded(
                 "ARTIFACTS_INLINE_MAX_BYTES",
@@ -160,6 +164,20 @@ fn days(var: &'static str, value: Option<String>, default: u64) -> Result<u64, C
             var,
             reason: "must be a whole number of days from 1 to 36500".into(),
         }),
+    }
+}
+
+impl Config {
+    /// Functions that commit versions (upload, ingest) sign them (SPEC §18):
+    /// without the key they would fail every write, so they fail at cold start.
+    pub fn require_signing_key(&self) -> Result<(), ConfigError> {
+        match &self.signing_key_id {
+            Some(_) => Ok(()),
+            None => Err(ConfigError {
+                var: "ARTIFACTS_SIGNING_KEY_ID",
+                reason: "must be set for functions that commit versions".into(),
+            }),
+        }
     }
 }
 

@@ -60,9 +60,10 @@ use time::{Date, OffsetDateTime, UtcOffset};
 use crate::auth::{Principal, Scope};
 use crate::error::{Error, Result};
 use crate::metadata::{
-    self, ARTIFACT_SK, LIBRARY_INDEX, Metadata, artifact_pk, library_pk, workflow_pk,
+    self, ARTIFACT_SK, CONTENT_INDEX, LIBRARY_INDEX, Metadata, artifact_pk, library_pk, workflow_pk,
 };
 use crate::model::{self, Artifact, MAX_PATH_BYTES, Version};
+use crate::search::{self, Search, Sort};
 use crate::store::Store;
 
 pub const DEFAULT_LIMIT: usize = 100;
@@ -123,6 +124,11 @@ pub struct ListQuery {
     /// `state=deleted` on the library: the org's trash (SPEC §12), newest
     /// deletion first; `createdAfter`/`createdBefore` then bound `deletedAt`.
     pub trash: bool,
+    /// The search filters and the library's order (SPEC §14).
+    pub search: Search,
+    /// Queries a page may take to fill up ([`MAX_ROUNDS`]; lower only in
+    /// measurements of what the bound does).
+    pub max_rounds: usize,
 }
 
 impl ListQuery {
@@ -154,8 +160,24 @@ impl ListQuery {
         let mut params: Vec<(&str, &str)> = params.into_iter().collect();
         params.sort();
         let mut given: BTreeMap<&'static str, &str> = BTreeMap::new();
+        let mut labels = Vec::new();
+        let library_route = matches!(listing, Listing::Library { .. });
         for (name, value) in params {
-            let Some(&known) = allowed.iter().find(|&&a| a == name) else {
+            // The one repeatable parameter (SPEC §14).
+            if name == "label" {
+                labels.push(value);
+                continue;
+            }
+            let known = allowed
+                .iter()
+                .chain(search::PARAMS)
+                .chain(if library_route {
+                    search::SORT_PARAMS
+                } else {
+                    &[]
+                })
+                .find(|&&a| a == name);
+            let Some(&known) = known else {
                 return Err(Error::bad_request(
                     "query",
                     format!(
@@ -240,6 +262,18 @@ impl ListQuery {
             }
             Some(_) => return Err(Error::bad_request("state", "must be live or deleted")),
         };
+        let workflow_given = matches!(
+            listing,
+            Listing::Library {
+                workflow_id: Some(_)
+            }
+        );
+        let search = Search::parse(
+            |name| given.get(name).copied(),
+            &labels,
+            library_route,
+            workflow_given,
+        )?;
         Ok(ListQuery {
             trash,
             listing,
@@ -250,6 +284,8 @@ impl ListQuery {
             limit,
             include_versions,
             cursor,
+            search,
+            max_rounds: MAX_ROUNDS,
         })
     }
 }
@@ -341,6 +377,9 @@ pub struct ReadStats {
     /// Items DynamoDB evaluated (`ScannedCount`, before filters) plus
     /// version items read for `includeVersions`.
     pub items_read: u64,
+    /// The page ended short because it took its Queries' bound, not
+    /// because the listing ended.
+    pub stopped_early: bool,
 }
 
 /// The response of both listing routes.
@@ -357,6 +396,10 @@ pub struct ListPage {
     pub count: Option<u64>,
     /// Whether `count` and `totalSize` are given (and then exact).
     pub totals_exact: bool,
+    /// Whether this page is short (or empty) because a selective filter
+    /// took the Queries a page may make; more may match after
+    /// `nextCursor`, which is exact either way.
+    pub stopped_early: bool,
     #[serde(skip)]
     pub stats: ReadStats,
 }
@@ -387,6 +430,10 @@ struct Plan {
     library_of_workflow: bool,
     /// The normalized query, for the cursor check value.
     binding: Vec<Option<String>>,
+    /// Names and values of the search filters (and of key conditions
+    /// beyond `values`).
+    names: Vec<(String, String)>,
+    more_values: Vec<(String, AttributeValue)>,
 }
 
 impl Plan {
@@ -404,7 +451,9 @@ impl Plan {
             filters.push(live);
             values.push((":lcnow", now));
         }
-        let binding = vec![
+        let found = q.search.filter();
+        filters.extend(found.clauses.iter().map(String::as_str));
+        let mut binding = vec![
             Some(if q.trash { "trash" } else { "live" }.to_owned()),
             Some(CURSOR_FORMAT.to_string()),
             Some(org.to_owned()),
@@ -424,8 +473,32 @@ impl Plan {
             lower.clone(),
             upper.clone(),
         ];
-        match &q.listing {
-            Listing::Workflow(workflow_id) => {
+        binding.push(Some(q.search.binding()));
+        let (names, more_values) = (found.names.clone(), found.values.clone());
+        if let Some(sha256) = &q.search.sha256 {
+            return Plan::by_content(
+                org,
+                q,
+                sha256,
+                (filters, values, binding),
+                (names, more_values),
+            );
+        }
+        // The library of one workflow by path: its base-table partition,
+        // as the workflow listing reads it (dates become filters).
+        let by_path = match &q.listing {
+            Listing::Workflow(w) => Some(w),
+            Listing::Library {
+                workflow_id: Some(w),
+            } if q.search.sort == Sort::Path => Some(w),
+            Listing::Library { .. } => None,
+        };
+        let mut more_values = more_values;
+        if by_path.is_some() && matches!(q.listing, Listing::Library { .. }) {
+            date_filters(&lower, &upper, &mut filters, &mut more_values);
+        }
+        match by_path {
+            Some(workflow_id) => {
                 let partition = workflow_pk(org, workflow_id);
                 let sk_prefix = metadata::path_sk(q.prefix.as_deref().unwrap_or(""));
                 values.push((":pk", partition.clone()));
@@ -436,7 +509,7 @@ impl Plan {
                     key_condition: "pk = :pk AND begins_with(sk, :sk)".into(),
                     values,
                     filter: (!filters.is_empty()).then(|| filters.join(" AND ")),
-                    forward: true,
+                    forward: matches!(q.listing, Listing::Workflow(_)) || !q.search.descending(),
                     consistent: true,
                     key_names: &["pk", "sk"],
                     partition,
@@ -445,9 +518,15 @@ impl Plan {
                     upper: None,
                     library_of_workflow: false,
                     binding,
+                    names,
+                    more_values,
                 }
             }
-            Listing::Library { workflow_id } => {
+            None => {
+                let workflow_id = match &q.listing {
+                    Listing::Library { workflow_id } => workflow_id,
+                    Listing::Workflow(_) => &None,
+                };
                 let partition = match workflow_id {
                     Some(w) => workflow_pk(org, w),
                     None if q.trash => metadata::trash_pk(org),
@@ -480,7 +559,7 @@ impl Plan {
                     key_condition: format!("gsi1pk = :pk{range}"),
                     values,
                     filter: (!filters.is_empty()).then(|| filters.join(" AND ")),
-                    forward: false,
+                    forward: !q.search.descending(),
                     // Index reads are eventually consistent (SPEC §5 allows it
                     // off the read-after-write path).
                     consistent: false,
@@ -491,6 +570,8 @@ impl Plan {
                     upper,
                     library_of_workflow: workflow_id.is_some(),
                     binding,
+                    names,
+                    more_values,
                 }
             }
         }
@@ -506,6 +587,20 @@ impl Plan {
         }
         let get = |name: &str| key.get(name).map(String::as_str).unwrap_or_default();
         match self.index {
+            Some(CONTENT_INDEX) => {
+                let sort = get("gsi3sk");
+                let Some((workflow_id, path)) = sort.split_once('/') else {
+                    return false;
+                };
+                get("gsi3pk") == self.partition
+                    && self
+                        .sk_prefix
+                        .as_deref()
+                        .is_none_or(|p| sort.starts_with(p))
+                    && model::validate_workflow_id(workflow_id).is_ok()
+                    && get("pk") == workflow_pk(&self.org, workflow_id)
+                    && get("sk") == metadata::path_sk(path)
+            }
             None => {
                 get("pk") == self.partition
                     && self
@@ -561,6 +656,12 @@ impl Plan {
         if self.filter.as_deref().is_some_and(|f| f.contains("#path")) {
             q = q.expression_attribute_names("#path", "path");
         }
+        for (name, attribute) in &self.names {
+            q = q.expression_attribute_names(name, attribute);
+        }
+        for (name, value) in &self.more_values {
+            q = q.expression_attribute_values(name, value.clone());
+        }
         if sizes_only {
             q = q
                 .projection_expression("#size")
@@ -576,6 +677,7 @@ impl Plan {
         md: &Metadata,
         start: Option<Key>,
         limit: usize,
+        rounds: usize,
         stats: &mut ReadStats,
     ) -> Result<(Vec<RawItem>, Option<Key>)> {
         // One item more than the page: a full page then knows whether it is
@@ -585,7 +687,7 @@ impl Plan {
         let mut start = start;
         let mut ask = want;
         let mut evaluated = 0u64;
-        for _ in 0..MAX_ROUNDS {
+        for _ in 0..rounds.max(1) {
             let out = self.query(md, start.as_ref(), Some(ask), false).await?;
             stats.queries += 1;
             let scanned = u64::try_from(out.scanned_count()).unwrap_or_default();
@@ -601,6 +703,7 @@ impl Plan {
             }
             ask = next_round_limit(want - items.len(), evaluated, items.len(), ask);
         }
+        stats.stopped_early = items.len() < want && start.is_some();
         if items.len() > limit {
             items.truncate(limit);
             let last = items.last().ok_or_else(|| malformed("page"))?;
@@ -651,6 +754,96 @@ impl Plan {
             }
         }
         Ok(None)
+    }
+}
+
+/// Filters, key values and cursor binding of a plan being built.
+type PlanParts<'a> = (
+    Vec<&'a str>,
+    Vec<(&'static str, String)>,
+    Vec<Option<String>>,
+);
+/// Expression attribute names and values of the search filters.
+type SearchParts = (Vec<(String, String)>, Vec<(String, AttributeValue)>);
+
+impl Plan {
+    /// `sha256=` (SPEC §14): the content index's partition of that hash,
+    /// narrowed to a workflow (and path prefix) by its sort key when the
+    /// listing names one; in workflow and path order. The other filters,
+    /// dates included, are filter expressions.
+    fn by_content(
+        org: &str,
+        q: &ListQuery,
+        sha256: &str,
+        (mut filters, mut values, binding): PlanParts<'_>,
+        (names, mut more_values): SearchParts,
+    ) -> Plan {
+        let partition = metadata::content_pk(org, sha256);
+        let (lower, upper) = date_bounds(q.created_after, q.created_before);
+        date_filters(&lower, &upper, &mut filters, &mut more_values);
+        let workflow_id = match &q.listing {
+            Listing::Workflow(w) => Some(w),
+            Listing::Library { workflow_id } => workflow_id.as_ref(),
+        };
+        let sk_prefix =
+            workflow_id.map(|w| metadata::content_sk(w, q.prefix.as_deref().unwrap_or("")));
+        // Without a workflow a path prefix is a filter (the library's is
+        // already one).
+        if workflow_id.is_none()
+            && q.prefix.is_some()
+            && !filters.contains(&"begins_with(#path, :prefix)")
+        {
+            filters.push("begins_with(#path, :prefix)");
+            values.push((":prefix", q.prefix.clone().unwrap_or_default()));
+        }
+        values.push((":pk", partition.clone()));
+        let key_condition = match &sk_prefix {
+            Some(p) => {
+                values.push((":sk", p.clone()));
+                "gsi3pk = :pk AND begins_with(gsi3sk, :sk)"
+            }
+            None => "gsi3pk = :pk",
+        };
+        Plan {
+            org: org.to_owned(),
+            index: Some(CONTENT_INDEX),
+            key_condition: key_condition.into(),
+            values,
+            filter: (!filters.is_empty()).then(|| filters.join(" AND ")),
+            forward: true,
+            consistent: false,
+            key_names: &["gsi3pk", "gsi3sk", "pk", "sk"],
+            partition,
+            sk_prefix,
+            lower: None,
+            upper: None,
+            library_of_workflow: false,
+            binding,
+            names,
+            more_values,
+        }
+    }
+}
+
+/// Date bounds (see [`date_bounds`]) as filters on `createdAt`, for reads
+/// whose key is not the creation time.
+fn date_filters(
+    lower: &Option<String>,
+    upper: &Option<String>,
+    filters: &mut Vec<&str>,
+    values: &mut Vec<(String, AttributeValue)>,
+) {
+    if let Some(lo) = lower {
+        // "{floor(after)}#~": createdAt > floor(after).
+        let at = lo.trim_end_matches("#~").to_owned();
+        filters.push("createdAt > :cafter");
+        values.push((":cafter".into(), AttributeValue::S(at)));
+    }
+    if let Some(hi) = upper {
+        // "{ceil(before)}#": createdAt < ceil(before).
+        let at = hi.trim_end_matches('#').to_owned();
+        filters.push("createdAt < :cbefore");
+        values.push((":cbefore".into(), AttributeValue::S(at)));
     }
 }
 
@@ -753,6 +946,7 @@ impl Store {
                 &self.metadata,
                 resume.as_ref().map(|c| c.k.clone()),
                 query.limit,
+                query.max_rounds,
                 &mut stats,
             )
             .await?;
@@ -805,6 +999,7 @@ impl Store {
             total_size,
             count,
             totals_exact: count.is_some() && total_size.is_some(),
+            stopped_early: stats.stopped_early,
             stats,
         })
     }

@@ -7,6 +7,9 @@
 //! | artifact (by id) | `{org}#A#{artifactId}` | `#META` | `{org}#L` | `{createdAt}#{artifactId}` |
 //! | version | `{org}#A#{artifactId}` | `V#{version:010}` | | |
 //! | artifact (by path, listing) | `{org}#W#{workflowId}` | `P#{path}` | `{org}#W#{workflowId}` | `{createdAt}#{artifactId}` |
+//!
+//! The by-path item also carries `gsi3pk`/`gsi3sk` ([`CONTENT_INDEX`]); both
+//! artifact items carry `library` (BOOL) and `pathLower` (for `q=`).
 //! | name (file or directory) | `{org}#W#{workflowId}` | `N#{hex sha256(foldKey)}` | | |
 //!
 //! The two artifact items carry the same attributes (keys apart) and change
@@ -125,6 +128,21 @@ pub fn trash_pk(org: &str) -> String {
     format!("{org}#T")
 }
 
+/// The global secondary index of content (`sha256=`, SPEC §14): the by-path
+/// items under `gsi3pk` `{org}#H#{sha256}` (the latest version's hash),
+/// `gsi3sk` `{workflowId}/{path}` (a workflow id has no `/`). Kept by the
+/// version commit, which rewrites both keys with the item; all attributes
+/// projected. Only listings read it.
+pub const CONTENT_INDEX: &str = "gsi3";
+
+pub fn content_pk(org: &str, sha256: &str) -> String {
+    format!("{org}#H#{sha256}")
+}
+
+pub fn content_sk(workflow_id: &str, path: &str) -> String {
+    format!("{workflow_id}/{path}")
+}
+
 /// The two artifact items (by id, by path) as a version commit writes them,
 /// library index keys included (and, on the by-id item, the due index keys
 /// when the artifact will expire).
@@ -156,6 +174,11 @@ pub fn artifact_items(org: &str, artifact: &Artifact) -> [HashMap<String, Attrib
     );
     by_path.insert("gsi1pk".into(), s(workflow_pk(org, &artifact.workflow_id)));
     by_path.insert("gsi1sk".into(), s(index_sk));
+    by_path.insert("gsi3pk".into(), s(content_pk(org, &artifact.sha256)));
+    by_path.insert(
+        "gsi3sk".into(),
+        s(content_sk(&artifact.workflow_id, &artifact.path)),
+    );
     [by_id, by_path]
 }
 
@@ -175,6 +198,9 @@ pub struct VersionRecord {
     pub content_id: String,
     pub wrapped_key: Vec<u8>,
     pub location: Location,
+    /// The version's signed publish attestation, DSSE JSON (SPEC §18);
+    /// `None` only for versions committed before attestations existed.
+    pub attestation: Option<String>,
 }
 
 /// A page of versions, newest first.
@@ -593,6 +619,8 @@ fn artifact_item(a: &Artifact, pk: String, sk: String) -> HashMap<String, Attrib
         ("updatedAt".into(), s(&a.updated_at)),
         ("updatedBy".into(), s(&a.updated_by)),
         ("metadata".into(), AttributeValue::M(metadata)),
+        // For `q=` (SPEC §14): the path lower-cased, matched by `contains`.
+        ("pathLower".into(), s(a.path.to_lowercase())),
     ]);
     let l = &a.lifecycle;
     let mut opt = |name: &str, value: Option<AttributeValue>| {
@@ -662,6 +690,9 @@ pub fn version_item(
         Location::S3 { version_id } => {
             item.insert("s3VersionId".into(), s(version_id));
         }
+    }
+    if let Some(attestation) = &r.attestation {
+        item.insert("attestation".into(), s(attestation));
     }
     item
 }
@@ -799,6 +830,11 @@ impl Item {
                 .b("wrappedKey")
                 .ok_or_else(|| malformed("wrappedKey"))?,
             location,
+            attestation: match self.0.get("attestation") {
+                Some(AttributeValue::S(a)) => Some(a.clone()),
+                None => None,
+                Some(_) => return Err(malformed("attestation")),
+            },
         })
     }
 }
@@ -891,6 +927,7 @@ mod tests {
                 content_id: "c1".into(),
                 wrapped_key: vec![9; 40],
                 location,
+                attestation: Some("{}".into()),
             };
             let item = Item(version_item("acme", "id", &r));
             assert_eq!(item.version_record().unwrap(), r);

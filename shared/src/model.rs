@@ -381,16 +381,30 @@ pub fn validate_content_type(ct: &str) -> Result<()> {
 }
 
 /// User metadata: keys `[a-z0-9_-]{1,64}`, printable values, ≤ 2 KiB in all.
+/// Bytes a label (metadata) value may have at most (SPEC §14).
+pub const MAX_LABEL_VALUE_BYTES: usize = 256;
+
+/// A label (metadata) key: `[a-z0-9._-]{1,64}` (SPEC §14).
+pub fn is_label_key(k: &str) -> bool {
+    (1..=64).contains(&k.len())
+        && k.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        })
+}
+
 pub fn validate_metadata(metadata: &BTreeMap<String, String>) -> Result<()> {
     let mut total = 0;
     for (k, v) in metadata {
-        let key_ok = (1..=64).contains(&k.len())
-            && k.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if !key_ok {
+        if !is_label_key(k) {
             return Err(Error::bad_request(
                 "metadata",
-                "keys must be 1-64 characters of a-z 0-9 _ -",
+                "keys must be 1-64 characters of a-z 0-9 . _ -",
+            ));
+        }
+        if v.len() > MAX_LABEL_VALUE_BYTES {
+            return Err(Error::bad_request(
+                "metadata",
+                format!("values must be at most {MAX_LABEL_VALUE_BYTES} bytes"),
             ));
         }
         if v.chars().any(char::is_control) {
@@ -766,6 +780,24 @@ mod tests {
         let mut bad_key = BTreeMap::new();
         bad_key.insert("Owner".to_string(), "x".to_string());
         assert!(validate_metadata(&bad_key).is_err());
+    }
+
+    #[test]
+    fn label_keys_and_values() {
+        let one = |k: &str, v: &str| validate_metadata(&BTreeMap::from([(k.into(), v.into())]));
+        for good in ["env", "app.kubernetes.io", "a-b_c.9", &"k".repeat(64)] {
+            assert!(one(good, "v").is_ok(), "{good}");
+        }
+        for bad in ["", "Env", "a b", "a=b", "a/b", "é", &"k".repeat(65)] {
+            assert!(one(bad, "v").is_err(), "{bad:?}");
+        }
+        assert!(one("k", &"v".repeat(MAX_LABEL_VALUE_BYTES)).is_ok());
+        assert!(one("k", &"v".repeat(MAX_LABEL_VALUE_BYTES + 1)).is_err());
+        assert!(one("k", &"é".repeat(129)).is_err(), "bytes, not characters");
+        // 2 KiB in all.
+        let many: BTreeMap<String, String> =
+            (0..9).map(|i| (format!("k{i}"), "v".repeat(250))).collect();
+        assert!(validate_metadata(&many).is_err());
     }
 
     #[test]

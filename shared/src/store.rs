@@ -48,6 +48,9 @@ pub struct NewVersion {
     pub metadata: Option<BTreeMap<String, String>>,
     /// Hex SHA-256 the body must have.
     pub expected_sha256: Option<String>,
+    /// Publish to (true) or withdraw from (false) the library; kept from
+    /// the previous version when `None` (default: not published).
+    pub library: Option<bool>,
     pub condition: WriteCondition,
     pub body: Vec<u8>,
     /// Where the request came from, for its audit record.
@@ -57,6 +60,8 @@ pub struct NewVersion {
     pub retention_days: Option<u64>,
     /// `x-artifact-keep-versions`: keep only the N newest versions.
     pub keep_versions: Option<u64>,
+    /// The API request id, recorded in the version's attestation.
+    pub request_id: Option<String>,
 }
 
 /// Content sealed for one artifact id, ready to be committed as a version.
@@ -96,6 +101,10 @@ pub(crate) struct VersionSpec {
     pub retention_days: Option<u64>,
     /// Keep-versions asked for with this write.
     pub keep_versions: Option<u64>,
+    /// Set after [`VersionSpec::validate`]; `None` keeps what the artifact has.
+    pub library: Option<bool>,
+    /// The request recorded in the attestation (ingest: the upload id).
+    pub request_id: Option<String>,
 }
 
 impl VersionSpec {
@@ -126,6 +135,8 @@ impl VersionSpec {
             condition,
             retention_days: None,
             keep_versions: None,
+            library: None,
+            request_id: None,
         })
     }
 }
@@ -140,6 +151,8 @@ pub struct Store {
     pub deliveries: Deliveries,
     /// The KMS HMAC key that signs and verifies link tokens (SPEC §8).
     pub link_key: crate::link_key::LinkKey,
+    /// The KMS P-256 key that signs publish attestations (SPEC §18).
+    pub signer: crate::signer::Signer,
 }
 
 impl Store {
@@ -177,6 +190,7 @@ impl Store {
             deliveries: Deliveries::new(s3.clone(), &config.bucket),
             content: Content::new(s3, &config.bucket),
             link_key: crate::link_key::LinkKey::new(kms.clone(), config.link_key_id.clone()),
+            signer: crate::signer::Signer::new(kms.clone(), config.signing_key_id.clone()),
             envelope: Envelope::new(kms, &config.kms_key_id),
             config,
         }
@@ -202,6 +216,8 @@ impl Store {
             })
             .transpose()?;
         spec.keep_versions = new.keep_versions;
+        spec.library = new.library;
+        spec.request_id = new.request_id;
         let size = new.body.len() as u64;
         if size > MAX_DIRECT_UPLOAD_BYTES {
             return Err(Error::TooLarge {
@@ -309,13 +325,17 @@ impl Store {
 
             let now = model::now_rfc3339();
             let number = current.as_ref().map_or(1, Artifact::next_version);
-            let lifecycle = crate::lifecycle::on_commit(
+            let mut lifecycle = crate::lifecycle::on_commit(
                 &self.config,
                 current.as_ref().map(|a| &a.lifecycle),
                 spec.retention_days,
                 spec.keep_versions,
                 time::OffsetDateTime::now_utc(),
             );
+            // `x-artifact-library` / `"library"` (SPEC §14); absent keeps the flag.
+            if let Some(library) = spec.library {
+                lifecycle.library = library;
+            }
             let version = Version {
                 version: number,
                 size: ready.size,
@@ -353,11 +373,20 @@ impl Store {
                     .unwrap_or_default(),
                 lifecycle,
             };
+            // Signed before the commit: no unsigned version ever exists.
+            let attestation = match self
+                .attest(&publish_statement(org, spec, &artifact, &version, upload))
+                .await
+            {
+                Ok(a) => a,
+                Err(e) => return Err(self.abandon(org, Some(ready), e).await),
+            };
             let record = VersionRecord {
                 version: version.clone(),
                 content_id: ready.content_id.clone(),
                 wrapped_key: ready.wrapped_key.clone(),
                 location: ready.location.clone(),
+                attestation: Some(attestation),
             };
             let mut also: Vec<_> = upload
                 .map(|id| self.upload_completion(org, id, &artifact, version.version))
@@ -489,10 +518,20 @@ impl Store {
         version: Option<u64>,
     ) -> Result<(Artifact, VersionRecord)> {
         let artifact = self.artifact(principal, artifact_id).await?;
+        self.version_of(&principal.org, artifact, version).await
+    }
+
+    /// One version (default: the latest) of an artifact already read.
+    pub(crate) async fn version_of(
+        &self,
+        org: &str,
+        artifact: Artifact,
+        version: Option<u64>,
+    ) -> Result<(Artifact, VersionRecord)> {
         let number = version.unwrap_or(artifact.latest_version);
         let record = self
             .metadata
-            .version(&principal.org, &artifact.artifact_id, number)
+            .version(org, &artifact.artifact_id, number)
             .await?
             .ok_or(Error::NotFound("version"))?;
         Ok((artifact, record))
@@ -636,6 +675,36 @@ impl Store {
         }
         outcome
     }
+}
+
+/// What the attestation of a version about to be committed says (SPEC §18).
+fn publish_statement(
+    org: &str,
+    spec: &VersionSpec,
+    artifact: &Artifact,
+    version: &Version,
+    upload: Option<&str>,
+) -> crate::attestation::Statement {
+    crate::attestation::Statement::publish(
+        &artifact.path,
+        &version.sha256,
+        crate::attestation::Publish {
+            org: org.to_owned(),
+            workflow_id: artifact.workflow_id.clone(),
+            artifact_id: artifact.artifact_id.clone(),
+            version: version.version,
+            size: version.size,
+            content_type: version.content_type.clone(),
+            published_at: version.created_at.clone(),
+            published_by: version.created_by.clone(),
+            request_id: spec
+                .request_id
+                .as_deref()
+                .or(upload)
+                .unwrap_or_default()
+                .to_owned(),
+        },
+    )
 }
 
 /// Jittered, growing pause between commit attempts.

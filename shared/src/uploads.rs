@@ -81,6 +81,8 @@ pub struct UploadRequest {
     pub size: u64,
     pub sha256: Option<String>,
     pub metadata: Option<BTreeMap<String, String>>,
+    /// Publish to the library (SPEC §14); `None` keeps what the artifact has.
+    pub library: Option<bool>,
 }
 
 /// The fields of an [`UploadRequest`] as they are spelt in JSON.
@@ -91,6 +93,7 @@ const UPLOAD_FIELDS: &[&str] = &[
     "size",
     "sha256",
     "metadata",
+    "library",
 ];
 
 impl UploadRequest {
@@ -137,6 +140,7 @@ impl UploadRequest {
                 .ok_or_else(|| required("size"))?,
             sha256: field(fields, "sha256", "a string of 64 hex digits")?,
             metadata: field(fields, "metadata", "an object of string values")?,
+            library: field(fields, "library", "true or false")?,
         })
     }
 }
@@ -210,6 +214,7 @@ struct Session {
     artifact_type: Option<String>,
     content_type: String,
     metadata: Option<BTreeMap<String, String>>,
+    library: Option<bool>,
     size: u64,
     sha256: Option<String>,
     created_by: String,
@@ -290,6 +295,9 @@ impl Store {
         }
         if let Some(h) = &sha256 {
             item.insert("sha256".into(), s(h));
+        }
+        if let Some(library) = request.library {
+            item.insert("library".into(), AttributeValue::Bool(library));
         }
         if let Some(m) = &spec.metadata {
             item.insert(
@@ -373,7 +381,7 @@ impl Store {
             self.remove_staged(&staged).await;
             return Ok(IngestOutcome::Expired);
         }
-        let spec = VersionSpec::validate(
+        let mut spec = VersionSpec::validate(
             &session.workflow_id,
             &session.path,
             session.artifact_type.clone(),
@@ -381,6 +389,7 @@ impl Store {
             session.metadata.clone(),
             WriteCondition::Any,
         )?;
+        spec.library = session.library;
         let payload = Payload::Staged {
             key: &staged,
             version_id,
@@ -472,6 +481,10 @@ impl Store {
             artifact_type: text("artifactType"),
             content_type: text("contentType").ok_or_else(malformed)?,
             metadata,
+            library: match item.get("library") {
+                Some(AttributeValue::Bool(b)) => Some(*b),
+                _ => None,
+            },
             size,
             sha256: text("sha256"),
             created_by: text("createdBy").ok_or_else(malformed)?,

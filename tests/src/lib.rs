@@ -40,6 +40,8 @@ pub struct Resources {
     pub bucket: String,
     pub kms_key_id: String,
     pub link_key_id: String,
+    /// The P-256 key that signs publish attestations (SPEC §18).
+    pub signing_key_id: String,
     /// Upload events (bucket → EventBridge rule → this queue → ingest).
     pub ingest_queue_url: String,
     /// Where the queue moves an event after [`INGEST_MAX_RECEIVES`] receives.
@@ -62,8 +64,8 @@ impl Resources {
     /// `KEY=VALUE` lines for an env file.
     pub fn env_lines(&self) -> String {
         format!(
-            "ARTIFACTS_TABLE={}\nARTIFACTS_BUCKET={}\nARTIFACTS_KMS_KEY_ID={}\nARTIFACTS_LINK_KEY_ID={}\n",
-            self.table, self.bucket, self.kms_key_id, self.link_key_id
+            "ARTIFACTS_TABLE={}\nARTIFACTS_BUCKET={}\nARTIFACTS_KMS_KEY_ID={}\nARTIFACTS_LINK_KEY_ID={}\nARTIFACTS_SIGNING_KEY_ID={}\n",
+            self.table, self.bucket, self.kms_key_id, self.link_key_id, self.signing_key_id
         )
     }
 }
@@ -105,6 +107,45 @@ pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxErro
             .iter()
             .any(|i| i.index_name() == Some(artifacts::metadata::LIBRARY_INDEX))
     });
+    // The content index (`sha256=`, SPEC §14), added to older tables too.
+    let content_keys = || -> Result<_, BoxError> {
+        Ok((
+            vec![
+                key("gsi3pk", KeyType::Hash)?,
+                key("gsi3sk", KeyType::Range)?,
+            ],
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        ))
+    };
+    let has_content_index = described.as_ref().is_ok_and(|d| {
+        d.table()
+            .map(|t| t.global_secondary_indexes())
+            .unwrap_or_default()
+            .iter()
+            .any(|i| i.index_name() == Some(artifacts::metadata::CONTENT_INDEX))
+    });
+    if exists && !has_content_index {
+        let (keys, projection) = content_keys()?;
+        ddb.update_table()
+            .table_name(&resource)
+            .attribute_definitions(attr("gsi3pk")?)
+            .attribute_definitions(attr("gsi3sk")?)
+            .global_secondary_index_updates(
+                GlobalSecondaryIndexUpdate::builder()
+                    .create(
+                        CreateGlobalSecondaryIndexAction::builder()
+                            .index_name(artifacts::metadata::CONTENT_INDEX)
+                            .set_key_schema(Some(keys))
+                            .projection(projection)
+                            .build()?,
+                    )
+                    .build(),
+            )
+            .send()
+            .await?;
+    }
     if exists && !has_library_index {
         // A table provisioned before the index existed (make dev).
         let (keys, projection) = library_keys()?;
@@ -179,6 +220,8 @@ pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxErro
             .attribute_definitions(attr("gsi1sk")?)
             .attribute_definitions(attr("gsi2pk")?)
             .attribute_definitions(attr("gsi2sk")?)
+            .attribute_definitions(attr("gsi3pk")?)
+            .attribute_definitions(attr("gsi3sk")?)
             .global_secondary_indexes(
                 GlobalSecondaryIndex::builder()
                     .index_name(artifacts::metadata::LIBRARY_INDEX)
@@ -193,6 +236,14 @@ pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxErro
                     .projection(due_projection)
                     .build()?,
             )
+            .global_secondary_indexes({
+                let (keys, projection) = content_keys()?;
+                GlobalSecondaryIndex::builder()
+                    .index_name(artifacts::metadata::CONTENT_INDEX)
+                    .set_key_schema(Some(keys))
+                    .projection(projection)
+                    .build()?
+            })
             .send()
             .await?;
         ddb.update_time_to_live()
@@ -270,11 +321,19 @@ pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxErro
         KeyUsageType::GenerateVerifyMac,
     )
     .await?;
+    let signing_key_id = key_by_alias(
+        &kms,
+        &format!("alias/{resource}-signing"),
+        KeySpec::EccNistP256,
+        KeyUsageType::SignVerify,
+    )
+    .await?;
     Ok(Resources {
         table: resource.clone(),
         bucket: resource,
         kms_key_id,
         link_key_id,
+        signing_key_id,
         ingest_queue_url,
         ingest_dlq_url,
     })
@@ -604,6 +663,10 @@ impl TestEnv {
                 "ARTIFACTS_LINK_KEY_ID".to_string(),
                 resources.link_key_id.clone(),
             ),
+            (
+                "ARTIFACTS_SIGNING_KEY_ID".to_string(),
+                resources.signing_key_id.clone(),
+            ),
         ]);
         vars.insert(
             "ARTIFACTS_PUBLIC_BASE_URL".into(),
@@ -825,6 +888,22 @@ impl Call {
         .path_param("artifactId", artifact_id)
     }
 
+    /// `GET /v1/artifacts/{artifactId}/versions/{version}/attestation` (SPEC §18).
+    pub fn attestation(artifact_id: &str, version: &str) -> Self {
+        Self::new(
+            "GET",
+            "/v1/artifacts/{artifactId}/versions/{version}/attestation",
+            &format!("/v1/artifacts/{artifact_id}/versions/{version}/attestation"),
+        )
+        .path_param("artifactId", artifact_id)
+        .path_param("version", version)
+    }
+
+    /// `GET /v1/signing-key` (SPEC §18): no authorizer on this route.
+    pub fn signing_key() -> Self {
+        Self::new("GET", "/v1/signing-key", "/v1/signing-key")
+    }
+
     /// `GET /v1/artifacts/{artifactId}/download`
     pub fn download(artifact_id: &str) -> Self {
         Self::new(
@@ -833,6 +912,41 @@ impl Call {
             &format!("/v1/artifacts/{artifact_id}/download"),
         )
         .path_param("artifactId", artifact_id)
+    }
+
+    /// `GET /v1/workflows/{workflowId}/artifacts/{path+}` (download by path).
+    pub fn by_path(workflow_id: &str, path: &str) -> Self {
+        Self::new(
+            "GET",
+            "/v1/workflows/{workflowId}/artifacts/{path+}",
+            &format!(
+                "/v1/workflows/{workflow_id}/artifacts/{}",
+                utf8_percent_encode(path, RAW_PATH)
+            ),
+        )
+        .path_param("workflowId", workflow_id)
+        .path_param("path", path)
+    }
+
+    /// `POST /v1/resolve` with a JSON body (presign).
+    pub fn resolve(body: &Value) -> Self {
+        let mut call = Self::new("POST", "/v1/resolve", "/v1/resolve")
+            .header("content-type", "application/json");
+        call.event["body"] = json!(body.to_string());
+        call
+    }
+
+    /// The same request with another method (`HEAD`).
+    pub fn method(mut self, method: &str) -> Self {
+        let route = self.event["routeKey"]
+            .as_str()
+            .and_then(|k| k.split_once(' '))
+            .map(|(_, r)| r.to_owned())
+            .unwrap_or_default();
+        self.event["routeKey"] = json!(format!("{method} {route}"));
+        self.event["requestContext"]["routeKey"] = self.event["routeKey"].clone();
+        self.event["requestContext"]["http"]["method"] = json!(method);
+        self
     }
 
     /// `GET /v1/workflows/{workflowId}/artifacts` (list).
@@ -1019,6 +1133,11 @@ impl Call {
 
 pub async fn upload(env: &TestEnv, call: Call) -> Response<Body> {
     answered(artifacts_upload::handler(&env.store, call.request()).await)
+}
+
+/// The upload handler over another store (e.g. clients with fault injection).
+pub async fn upload_with(store: &Store, call: Call) -> Response<Body> {
+    answered(artifacts_upload::handler(store, call.request()).await)
 }
 
 pub async fn versions(env: &TestEnv, call: Call) -> Response<Body> {

@@ -254,12 +254,12 @@ const WRONG_METHODS: &[(&str, &str, &str, &str)] = &[
         "artifacts-download",
         "POST",
         "/v1/artifacts/ID/download",
-        "GET",
+        "GET, HEAD",
     ),
     ("artifacts-download", "DELETE", "/v1/links/sometoken", "GET"),
     (
         "artifacts-upload",
-        "GET",
+        "POST",
         "/v1/workflows/wf-edge/artifacts/a.md",
         "PUT",
     ),
@@ -356,14 +356,16 @@ async fn unrouted_requests_answer_like_api_gateway() {
     let edge = Edge::start().await;
     let token = edge.writer("acme");
     for (method, path) in [
-        ("GET", "/"),
+        // (GET / is the console's, SPEC §17.)
+        ("POST", "/"),
         ("GET", "/v1/nothing"),
         ("PUT", "/v1/artifacts/x"),
         ("POST", "/v1/artifacts"),
-        ("GET", "/v1/workflows/wf/artifacts/a.md"),
+        // (GET and HEAD here are the download by path, SPEC §14.)
+        ("POST", "/v1/workflows/wf/artifacts/a.md"),
         ("PUT", "/v1/workflows/wf/artifacts/"),
         ("GET", "/v1/artifacts/x/versions/y"),
-        ("HEAD", "/v1/artifacts/x/download"),
+        ("HEAD", "/v1/artifacts/x/versions"),
     ] {
         let response = client()
             .request(method.parse().unwrap(), edge.url(path))

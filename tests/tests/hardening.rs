@@ -271,6 +271,7 @@ async fn an_ingest_whose_commit_answer_is_lost_keeps_its_content() {
                 size: data.len() as u64,
                 sha256: None,
                 metadata: None,
+                library: None,
             },
         )
         .await

@@ -218,6 +218,7 @@ fn request(path: &str, size: u64, sha256: Option<String>) -> UploadRequest {
         size,
         sha256,
         metadata: None,
+        library: None,
     }
 }
 

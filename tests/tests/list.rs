@@ -330,7 +330,8 @@ async fn a_workflow_of_2500_artifacts_lists_completely_once_in_a_stable_order() 
         second.stats,
         ReadStats {
             queries: 1,
-            items_read: 101
+            items_read: 101,
+            stopped_early: false,
         }
     );
 }

@@ -454,6 +454,7 @@ async fn an_ingested_upload_that_clashes_is_rejected_and_stores_nothing() {
                 size: data.len() as u64,
                 sha256: None,
                 metadata: None,
+                library: None,
             },
         )
         .await

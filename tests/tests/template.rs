@@ -41,12 +41,25 @@ const SPEC_ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/v1/artifacts/{artifactId}", "versions"),
     ("GET", "/v1/artifacts/{artifactId}/versions", "versions"),
     ("GET", "/v1/artifacts/{artifactId}/download", "download"),
+    // SPEC §14
+    ("HEAD", "/v1/artifacts/{artifactId}/download", "download"),
+    (
+        "GET",
+        "/v1/workflows/{workflowId}/artifacts/{path+}",
+        "download",
+    ),
+    (
+        "HEAD",
+        "/v1/workflows/{workflowId}/artifacts/{path+}",
+        "download",
+    ),
     (
         "GET",
         "/v1/workflows/{workflowId}/artifacts/bundle",
         "bundle",
     ),
     ("POST", "/v1/artifacts/{artifactId}/links", "presign"),
+    ("POST", "/v1/resolve", "presign"),
     ("GET", "/v1/links/{token}", "download"),
     ("GET", "/v1/artifacts/{artifactId}/links", "presign"),
     ("DELETE", "/v1/links/{linkId}", "presign"),
@@ -69,6 +82,13 @@ const SPEC_ROUTES: &[(&str, &str, &str)] = &[
     ),
     ("PUT", "/v1/artifacts/{artifactId}/hold", "versions"),
     ("DELETE", "/v1/artifacts/{artifactId}/hold", "versions"),
+    // SPEC §18: publish attestations.
+    ("GET", "/v1/signing-key", "versions"),
+    (
+        "GET",
+        "/v1/artifacts/{artifactId}/versions/{version}/attestation",
+        "versions",
+    ),
 ];
 
 /// Routes whose function exists but does not serve them yet. The test fails
@@ -84,13 +104,15 @@ const RENAMED_PARAMS: &[(&str, &str, &str)] =
     &[("DELETE", "/v1/links/{linkId}", "/v1/links/{token}")];
 
 /// The only routes without a principal: the link download (SPEC §4: the
-/// token is the credential), the API's description (SPEC §16) and the
-/// console's files (SPEC §17: no data).
+/// token is the credential), the API's description (SPEC §16), the
+/// console's files (SPEC §17: no data) and the public key attestations
+/// verify with (SPEC §18).
 const PUBLIC_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/links/{token}"),
     ("GET", "/v1/openapi.json"),
     ("GET", "/"),
     ("GET", "/console/{proxy+}"),
+    ("GET", "/v1/signing-key"),
 ];
 
 /// SPEC §10: the only `ARTIFACTS_*` variables there are.
@@ -99,6 +121,8 @@ const SPEC_ENV: &[&str] = &[
     "ARTIFACTS_BUCKET",
     "ARTIFACTS_KMS_KEY_ID",
     "ARTIFACTS_LINK_KEY_ID",
+    // SPEC §18.
+    "ARTIFACTS_SIGNING_KEY_ID",
     "ARTIFACTS_PUBLIC_BASE_URL",
     "ARTIFACTS_INLINE_MAX_BYTES",
     "ARTIFACTS_DIRECT_MAX_BYTES",

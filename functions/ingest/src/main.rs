@@ -4,5 +4,6 @@ use lambda_runtime::{Error, run, service_fn};
 async fn main() -> Result<(), Error> {
     artifacts::telemetry::init();
     let store = artifacts::Store::from_env().await?;
+    store.config.require_signing_key()?;
     run(service_fn(|event| artifacts_ingest::handler(&store, event))).await
 }

@@ -8,6 +8,7 @@
 //! per position, and download's `GET /v1/links/{token}` holds this one.
 
 mod links;
+mod resolve;
 mod uploads;
 
 use artifacts::http::{self, Route};
@@ -19,6 +20,7 @@ const LINKS: &str = "/v1/artifacts/{artifactId}/links";
 const LINK: &str = "/v1/links/{token}";
 const UPLOADS: &str = "/v1/workflows/{workflowId}/uploads";
 const UPLOAD: &str = "/v1/workflows/{workflowId}/uploads/{uploadId}";
+const RESOLVE: &str = "/v1/resolve";
 /// What this function serves; any other method on these paths is 405.
 pub const ROUTES: &[Route] = &[
     (Method::POST, LINKS),
@@ -26,6 +28,7 @@ pub const ROUTES: &[Route] = &[
     (Method::DELETE, LINK),
     (Method::POST, UPLOADS),
     (Method::GET, UPLOAD),
+    (Method::POST, RESOLVE),
 ];
 
 pub async fn handler(store: &Store, req: Request) -> Result<Response<Body>, lambda_http::Error> {
@@ -42,6 +45,7 @@ async fn route(store: &Store, req: &Request) -> Result<Response<Body>> {
             links::create(store, req, &principal, route.param("artifactId")).await
         }
         (&Method::GET, LINKS) => links::list(store, &principal, route.param("artifactId")).await,
+        (_, RESOLVE) => resolve::resolve(store, req, &principal).await,
         // The link id is the last segment, not whatever parameter carries it.
         (_, LINK) => {
             let id = req.raw_http_path().rsplit('/').next().unwrap_or_default();

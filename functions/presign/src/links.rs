@@ -135,7 +135,7 @@ fn parse_new_link(body: &[u8]) -> Result<NewLink> {
 /// custom domain, or local development), else the host API Gateway was
 /// called on. The template cannot pass the API's own URL to its functions
 /// (a circular dependency), so the default deployment relies on the latter.
-fn base_url(store: &Store, req: &Request) -> Result<String> {
+pub(crate) fn base_url(store: &Store, req: &Request) -> Result<String> {
     if let Some(base) = &store.config.public_base_url {
         return Ok(base.clone());
     }

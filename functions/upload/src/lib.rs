@@ -56,8 +56,10 @@ async fn upload(store: &Store, req: &Request) -> Result<Response<Body>> {
         metadata: metadata(req)?,
         expected_sha256: header_str(req, "x-artifact-sha256")?.map(str::to_owned),
         condition: condition(req)?,
+        library: library(req)?,
         body: http::body_bytes(req).to_vec(),
         origin: Origin::of(req),
+        request_id: Some(http::request_id(req)),
         retention_days: retention_days(req)?,
         keep_versions: header_str(req, "x-artifact-keep-versions")?
             .map(artifacts::lifecycle::parse_keep_header)
@@ -124,6 +126,20 @@ fn condition(req: &Request) -> Result<WriteCondition> {
             "only * is supported on upload",
         )),
         None => Ok(WriteCondition::Any),
+    }
+}
+
+/// `x-artifact-library: true | false`: publish to the library or withdraw
+/// (SPEC §14); absent keeps what the artifact has.
+fn library(req: &Request) -> Result<Option<bool>> {
+    match header_str(req, "x-artifact-library")?.map(str::trim) {
+        None => Ok(None),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(_) => Err(Error::bad_request(
+            "x-artifact-library",
+            "must be true or false",
+        )),
     }
 }
 

@@ -5,6 +5,8 @@
 //! `GET /v1/openapi.json` (no principal): the API's description (SPEC §16).
 //! The lifecycle routes of SPEC §12 (`DELETE`/`PATCH` of an artifact,
 //! restore, delete one version, legal hold): see `artifacts::lifecycle`.
+//! SPEC §18: `GET /v1/artifacts/{artifactId}/versions/{version}/attestation`
+//! (a version's DSSE envelope) and `GET /v1/signing-key` (public, no principal).
 
 use artifacts::audit::{Action, AuditQuery, Origin, Subject};
 use artifacts::auth::Principal;
@@ -29,6 +31,8 @@ const VERSION: &str = "/v1/artifacts/{artifactId}/versions/{version}";
 const HOLD: &str = "/v1/artifacts/{artifactId}/hold";
 /// The media type `PATCH` takes (RFC 7396).
 const MERGE_PATCH: &str = "application/merge-patch+json";
+const ATTESTATION: &str = "/v1/artifacts/{artifactId}/versions/{version}/attestation";
+const SIGNING_KEY: &str = "/v1/signing-key";
 /// What this function serves; any other method on these paths is 405.
 pub const ROUTES: &[Route] = &[
     (Method::GET, ARTIFACT),
@@ -42,7 +46,11 @@ pub const ROUTES: &[Route] = &[
     (Method::DELETE, VERSION),
     (Method::PUT, HOLD),
     (Method::DELETE, HOLD),
+    (Method::GET, ATTESTATION),
+    (Method::GET, SIGNING_KEY),
 ];
+/// How long verifiers may cache the public key.
+const SIGNING_KEY_MAX_AGE: u32 = 3600;
 
 /// `infra/openapi.yaml` with the fragments of `infra/openapi/` merged in, as
 /// JSON (built by `build.rs`): what `GET /v1/openapi.json` serves.
@@ -60,10 +68,28 @@ async fn versions(store: &Store, req: &Request) -> Result<Response<Body>> {
     if route.path == OPENAPI {
         return openapi(req);
     }
+    if route.path == SIGNING_KEY {
+        return signing_key(store, req).await;
+    }
     let principal = http::principal(&store.config.auth, req)?;
     tracing::Span::current().record("org", principal.org.as_str());
     let artifact_id = route.param("artifactId");
 
+    if route.path == ATTESTATION {
+        let version = route
+            .param("version")
+            .parse::<u64>()
+            .ok()
+            .filter(|v| *v >= 1)
+            .ok_or_else(|| Error::bad_request("version", "must be a version number (1, 2, …)"))?;
+        let envelope = store.attestation(&principal, artifact_id, version).await?;
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CACHE_CONTROL, "private, max-age=86400, immutable")
+            .body(Body::Text(envelope))
+            .map_err(|e| Error::upstream("http", e));
+    }
     if route.path == ARTIFACT_AUDIT || route.path == AUDIT {
         return audit(store, req, &principal, artifact_id).await;
     }
@@ -260,6 +286,29 @@ fn no_content() -> Response<Body> {
     let mut response = Response::new(Body::Empty);
     *response.status_mut() = StatusCode::NO_CONTENT;
     response
+}
+
+/// `GET /v1/signing-key`: `{keyId, algorithm, publicKeyPem}`, or the bare
+/// PEM with `?format=pem` (for `openssl`). Public and cacheable.
+async fn signing_key(store: &Store, req: &Request) -> Result<Response<Body>> {
+    let key = store.signing_key().await?;
+    let (content_type, body) = match http::query_param(req, "format").as_deref() {
+        None | Some("json") => (
+            "application/json",
+            serde_json::to_string(&key).map_err(|e| Error::upstream("json", e))?,
+        ),
+        Some("pem") => ("application/x-pem-file", key.public_key_pem),
+        Some(_) => return Err(Error::bad_request("format", "must be json or pem")),
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .header(
+            header::CACHE_CONTROL,
+            format!("public, max-age={SIGNING_KEY_MAX_AGE}"),
+        )
+        .body(Body::Text(body))
+        .map_err(|e| Error::upstream("http", e))
 }
 
 /// Cursors are opaque to callers; they hold the last version seen.

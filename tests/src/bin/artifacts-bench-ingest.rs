@@ -62,6 +62,7 @@ async fn main() -> Result<(), BoxError> {
                 size,
                 sha256: None,
                 metadata: None,
+                library: None,
             };
             let upload = store.create_upload(&principal, "bench", request).await?;
             let mut out = resources.env_lines().replace('\n', "\nexport ");
