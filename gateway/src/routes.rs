@@ -340,7 +340,7 @@ mod tests {
         }
         // No route: another method, a trailing slash, a missing or extra segment.
         for (method, path) in [
-            ("DELETE", "/v1/artifacts/x"),
+            ("PUT", "/v1/artifacts/x"),
             ("POST", "/v1/artifacts/x/download"),
             ("POST", "/v1/workflows/wf/artifacts/a.md"),
             ("PUT", "/v1/workflows/wf/artifacts/"),
