@@ -14,7 +14,9 @@ const FILTERS = [
   ['createdAfter', 'Created after (RFC 3339)', 'text'],
   ['createdBefore', 'Created before (RFC 3339)', 'text'],
 ];
-const SORTS = [['createdAt', 'Created'], ['path', 'Path'], ['size', 'Size']];
+// The API sorts the library by creation, and by path within one run
+// (sort=path needs workflowId); it refuses size (no index serves it).
+const SORTS = [['createdAt', 'Created'], ['path', 'Path (one run)']];
 
 let sortSupported; // probed once: the sort parameter arrives with other work
 
