@@ -396,6 +396,8 @@ async fn bundle_seed(args: &[String]) -> Result<Value, BoxError> {
                     sha256: None,
                     metadata: None,
                     library: None,
+                    retention_days: None,
+                    keep_versions: None,
                 },
             )
             .await?;

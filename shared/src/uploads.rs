@@ -83,6 +83,12 @@ pub struct UploadRequest {
     pub metadata: Option<BTreeMap<String, String>>,
     /// Publish to the library (SPEC §14); `None` keeps what the artifact has.
     pub library: Option<bool>,
+    /// Restart the artifact's retention clock with this many days (SPEC
+    /// §12), as `x-artifact-retention-days` does on `PUT`.
+    pub retention_days: Option<u64>,
+    /// Keep only the N newest versions (SPEC §12), as
+    /// `x-artifact-keep-versions` does on `PUT`.
+    pub keep_versions: Option<u64>,
 }
 
 /// The fields of an [`UploadRequest`] as they are spelt in JSON.
@@ -94,6 +100,8 @@ const UPLOAD_FIELDS: &[&str] = &[
     "sha256",
     "metadata",
     "library",
+    "retentionDays",
+    "keepVersions",
 ];
 
 impl UploadRequest {
@@ -141,6 +149,16 @@ impl UploadRequest {
             sha256: field(fields, "sha256", "a string of 64 hex digits")?,
             metadata: field(fields, "metadata", "an object of string values")?,
             library: field(fields, "library", "true or false")?,
+            retention_days: field(
+                fields,
+                "retentionDays",
+                "a whole number of days, at least 1",
+            )?,
+            keep_versions: field(
+                fields,
+                "keepVersions",
+                "a whole number of versions, at least 1",
+            )?,
         })
     }
 }
@@ -215,6 +233,9 @@ struct Session {
     content_type: String,
     metadata: Option<BTreeMap<String, String>>,
     library: Option<bool>,
+    /// Checked and capped when the session was created.
+    retention_days: Option<u64>,
+    keep_versions: Option<u64>,
     size: u64,
     sha256: Option<String>,
     created_by: String,
@@ -250,6 +271,28 @@ impl Store {
             request.metadata,
             WriteCondition::Any,
         )?;
+        // Checked (and cut to the cap) before anything is recorded.
+        let retention_days = request
+            .retention_days
+            .map(|days| crate::lifecycle::retention_days(&self.config, "retentionDays", days))
+            .transpose()?;
+        let keep_versions = request
+            .keep_versions
+            .map(|n| {
+                (1..=crate::lifecycle::MAX_KEEP_VERSIONS)
+                    .contains(&n)
+                    .then_some(n)
+                    .ok_or_else(|| {
+                        Error::bad_request(
+                            "keepVersions",
+                            format!(
+                                "must be a whole number from 1 to {}",
+                                crate::lifecycle::MAX_KEEP_VERSIONS
+                            ),
+                        )
+                    })
+            })
+            .transpose()?;
         if request.size > MAX_UPLOAD_BYTES {
             return Err(Error::bad_request(
                 "size",
@@ -298,6 +341,12 @@ impl Store {
         }
         if let Some(library) = request.library {
             item.insert("library".into(), AttributeValue::Bool(library));
+        }
+        if let Some(days) = retention_days {
+            item.insert("retentionDays".into(), AttributeValue::N(days.to_string()));
+        }
+        if let Some(n) = keep_versions {
+            item.insert("keepVersions".into(), AttributeValue::N(n.to_string()));
         }
         if let Some(m) = &spec.metadata {
             item.insert(
@@ -390,6 +439,8 @@ impl Store {
             WriteCondition::Any,
         )?;
         spec.library = session.library;
+        spec.retention_days = session.retention_days;
+        spec.keep_versions = session.keep_versions;
         let payload = Payload::Staged {
             key: &staged,
             version_id,
@@ -485,6 +536,12 @@ impl Store {
                 Some(AttributeValue::Bool(b)) => Some(*b),
                 _ => None,
             },
+            retention_days: number("retentionDays")
+                .and_then(|v| u64::try_from(v).ok())
+                .filter(|d| *d >= 1),
+            keep_versions: number("keepVersions")
+                .and_then(|v| u64::try_from(v).ok())
+                .filter(|n| *n >= 1),
             size,
             sha256: text("sha256"),
             created_by: text("createdBy").ok_or_else(malformed)?,

@@ -272,6 +272,8 @@ async fn an_ingest_whose_commit_answer_is_lost_keeps_its_content() {
                 sha256: None,
                 metadata: None,
                 library: None,
+                retention_days: None,
+                keep_versions: None,
             },
         )
         .await

@@ -219,6 +219,8 @@ fn request(path: &str, size: u64, sha256: Option<String>) -> UploadRequest {
         sha256,
         metadata: None,
         library: None,
+        retention_days: None,
+        keep_versions: None,
     }
 }
 

@@ -1275,3 +1275,156 @@ async fn purge_cost_and_throughput() {
         report.artifacts as f64 / secs
     );
 }
+
+// ---------------------------------------------------------------------------
+// Retention and keep-versions in the uploads body (SPEC §12).
+
+/// Open an upload session through the route with `body` (plus `size`), PUT
+/// `data` to its presigned URL and deliver S3's event for that object
+/// version to the ingest function; the committed artifact's id.
+async fn upload_and_ingest(env: &TestEnv, caller: &Caller, mut body: Value, data: &[u8]) -> String {
+    use artifacts::uploads::{PresignedUpload, staging_key};
+    use lambda_runtime::{Context, LambdaEvent};
+    body["size"] = json!(data.len());
+    let r = presign(env, Call::create_upload("wf", &body).by(caller)).await;
+    assert_eq!(r.status(), 201, "{}", text(&r));
+    let created = json_body(&r);
+    let upload = PresignedUpload {
+        upload_id: created["uploadId"].as_str().unwrap().into(),
+        url: created["url"].as_str().unwrap().into(),
+        method: "PUT",
+        headers: serde_json::from_value(created["headers"].clone()).unwrap(),
+        expires_at: String::new(),
+    };
+    let put = harness::put_presigned(&upload, data.to_vec()).await;
+    assert_eq!(put.status(), 200);
+    let key = staging_key(&caller.org, &upload.upload_id);
+    let head = env
+        .s3()
+        .head_object()
+        .bucket(&env.resources.bucket)
+        .key(&key)
+        .send()
+        .await
+        .unwrap();
+    let mut event: Value = serde_json::from_str(include_str!("../../events/s3-put.json")).unwrap();
+    let s3 = &mut event["Records"][0]["s3"];
+    s3["bucket"]["name"] = json!(env.resources.bucket);
+    s3["bucket"]["arn"] = json!(format!("arn:aws:s3:::{}", env.resources.bucket));
+    s3["object"]["key"] = json!(key);
+    s3["object"]["size"] = json!(data.len());
+    s3["object"]["versionId"] = json!(head.version_id().unwrap());
+    let report = artifacts_ingest::handler(&env.store, LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap();
+    assert_eq!(report["records"][0]["outcome"], "committed", "{report}");
+    report["records"][0]["artifactId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn retention_days_and_keep_versions_in_an_upload_body_reach_the_artifact() {
+    let env = TestEnv::with_config(|c| c.max_retention_days = 30).await;
+    let alice = Caller::writer("acme");
+
+    let id = upload_and_ingest(
+        &env,
+        &alice,
+        json!({ "path": "scans/q3.json", "retentionDays": 3 }),
+        b"scan",
+    )
+    .await;
+    let meta = json_body(&get(&env, &alice, &id).await);
+    let expires = meta["expiresAt"].as_str().unwrap().to_owned();
+    let expected = in_seconds(3 * 86_400);
+    assert_eq!(&expires[..13], &expected[..13], "3 days ahead: {expires}");
+    assert_eq!(meta["retentionDays"], json!(3));
+    assert!(fetch(&env, &alice, &id, None).await.status() == 200);
+
+    // Over ARTIFACTS_MAX_RETENTION_DAYS: cut to the cap.
+    let capped = upload_and_ingest(
+        &env,
+        &alice,
+        json!({ "path": "scans/long.json", "retentionDays": 90 }),
+        b"long",
+    )
+    .await;
+    let meta = json_body(&get(&env, &alice, &capped).await);
+    let expected = in_seconds(30 * 86_400);
+    assert_eq!(
+        &meta["expiresAt"].as_str().unwrap()[..13],
+        &expected[..13],
+        "cut to the 30-day cap: {meta}"
+    );
+    assert_eq!(meta["retentionDays"], json!(30));
+
+    // keepVersions: an upload as the third version keeps the two newest.
+    let (kept, _) = put(&env, &alice, "wf", "k.txt", b"1").await;
+    put(&env, &alice, "wf", "k.txt", b"2").await;
+    let third = upload_and_ingest(
+        &env,
+        &alice,
+        json!({ "path": "k.txt", "keepVersions": 2 }),
+        b"3",
+    )
+    .await;
+    assert_eq!(third, kept);
+    let listed = json_body(&versions(&env, Call::versions(&kept).by(&alice)).await);
+    let numbers: Vec<u64> = listed["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, vec![3, 2], "{listed}");
+    assert_eq!(
+        fetch(&env, &alice, &kept, Some(1)).await.status(),
+        404,
+        "version 1 is hidden at once"
+    );
+}
+
+#[tokio::test]
+async fn bad_retention_or_keep_versions_in_an_upload_body_is_a_400_and_creates_nothing() {
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    for (bad, field) in [
+        (json!(0), "retentionDays"),
+        (json!(-3), "retentionDays"),
+        (json!("ten"), "retentionDays"),
+        (json!("3"), "retentionDays"),
+        (json!(1.5), "retentionDays"),
+        (json!(0), "keepVersions"),
+        (json!(-1), "keepVersions"),
+        (json!("two"), "keepVersions"),
+        (json!(1_000_001), "keepVersions"),
+    ] {
+        let body = json!({ "path": "bad.txt", "size": 1, field: bad });
+        let r = presign(&env, Call::create_upload("wf", &body).by(&alice)).await;
+        assert_eq!(r.status(), 400, "{body}");
+        assert_eq!(json_body(&r)["field"], json!(field), "{body}: {}", text(&r));
+    }
+    // No session was recorded, nothing was staged, nothing is listed.
+    let sessions = env
+        .dynamodb()
+        .scan()
+        .table_name(&env.resources.table)
+        .filter_expression("sk = :upload")
+        .expression_attribute_values(":upload", AttributeValue::S("#UPLOAD".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sessions.count(), 0, "{:?}", sessions.items());
+    let staged = env
+        .s3()
+        .list_object_versions()
+        .bucket(&env.resources.bucket)
+        .prefix("incoming/")
+        .send()
+        .await
+        .unwrap();
+    assert!(staged.versions().is_empty());
+    assert!(listed_ids(&list(&env, Call::list_workflow("wf").by(&alice)).await).is_empty());
+}

@@ -455,6 +455,8 @@ async fn an_ingested_upload_that_clashes_is_rejected_and_stores_nothing() {
                 sha256: None,
                 metadata: None,
                 library: None,
+                retention_days: None,
+                keep_versions: None,
             },
         )
         .await

@@ -63,6 +63,8 @@ async fn main() -> Result<(), BoxError> {
                 sha256: None,
                 metadata: None,
                 library: None,
+                retention_days: None,
+                keep_versions: None,
             };
             let upload = store.create_upload(&principal, "bench", request).await?;
             let mut out = resources.env_lines().replace('\n', "\nexport ");
