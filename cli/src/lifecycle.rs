@@ -50,7 +50,12 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> Result<Vec<Kind>> {
     .await;
     let rows: Vec<Vec<String>> = deleted
         .iter()
-        .map(|id| vec![id.as_str().unwrap_or_default().to_owned(), purge.to_string()])
+        .map(|id| {
+            vec![
+                id.as_str().unwrap_or_default().to_owned(),
+                purge.to_string(),
+            ]
+        })
         .collect();
     if !deleted.is_empty() || failures.is_empty() {
         ui::emit(
@@ -67,9 +72,7 @@ pub async fn restore(ctx: &Ctx, args: RestoreArgs) -> Result<Vec<Kind>> {
     let (restored, failures) = each(&args.artifacts, |raw| async move {
         let id = refs::one_id(&ctx.api, raw).await?;
         let url = format!("/v1/artifacts/{}/restore", enc(&id));
-        ctx.api
-            .json(|| ctx.api.request(Method::POST, &url))
-            .await
+        ctx.api.json(|| ctx.api.request(Method::POST, &url)).await
     })
     .await;
     let rows: Vec<Vec<String>> = restored

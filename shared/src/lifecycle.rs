@@ -600,6 +600,15 @@ impl Store {
                 .build(),
         );
         items.extend(self.name_releases(org, artifact).await?);
+        // The change's audit record, in its transaction (SPEC §13). The
+        // request's origin is not threaded this far yet: none is recorded.
+        let record = crate::audit::Record::new(
+            crate::audit::Action::ArtifactDeleted,
+            crate::audit::Actor::Sub(by.to_owned()),
+            crate::audit::Subject::artifact(artifact, None),
+            &crate::audit::Origin::default(),
+        );
+        items.push(self.audit_item(org, &record)?);
         Ok(self.transact(items).await?.is_none())
     }
 
@@ -712,6 +721,15 @@ impl Store {
                 &claim,
             )?);
         }
+        // The change's audit record, in its transaction (SPEC §13); last, so
+        // `failed[0]` still means the by-id item.
+        let record = crate::audit::Record::new(
+            crate::audit::Action::ArtifactRestored,
+            crate::audit::Actor::Sub(principal.subject.clone()),
+            crate::audit::Subject::artifact(&live, None),
+            &crate::audit::Origin::default(),
+        );
+        items.push(self.audit_item(org, &record)?);
         match self.transact(items).await? {
             None => Ok(live),
             Some(failed) if failed.first() == Some(&true) => Err(Error::Conflict(

@@ -1538,7 +1538,8 @@ async fn rm_restore_and_audit_round_trip() {
     let stack = stack().await;
     let edge = &stack.edge;
     let cli = Cli::new(edge, &edge.writer("acme"));
-    let bytes = noise(70_000, 15);
+    // Under the 64 KiB pipe buffer: `Cli::run` reads stdout after the exit.
+    let bytes = noise(20_000, 15);
     let id = put_one(&cli, "wf-trash", "kept/report.bin", &bytes).await;
     cli.run(&["get", &id, "-o", "-"]).await.expect(0);
 
@@ -1547,7 +1548,10 @@ async fn rm_restore_and_audit_round_trip() {
     let refused = reader.run(&["rm", &id]).await;
     refused.expect(4);
     assert!(refused.stderr.contains("scope"), "{refused:?}");
-    assert_eq!(cli.run(&["get", &id, "-o", "-"]).await.expect(0).bytes, bytes);
+    assert_eq!(
+        cli.run(&["get", &id, "-o", "-"]).await.expect(0).bytes,
+        bytes
+    );
     // Another org's id: 3, with the same message as a missing one; nothing deleted.
     let globex = cli.token(Some(&edge.writer("globex")));
     let foreign = globex.run(&["rm", &id]).await;
@@ -1560,7 +1564,10 @@ async fn rm_restore_and_audit_round_trip() {
             .stderr
             .replace("0123456789abcdef0123456789abcdef", "ID"),
     );
-    assert_eq!(cli.run(&["get", &id, "-o", "-"]).await.expect(0).bytes, bytes);
+    assert_eq!(
+        cli.run(&["get", &id, "-o", "-"]).await.expect(0).bytes,
+        bytes
+    );
     // --purge needs the admin scope.
     cli.run(&["rm", &id, "--purge"]).await.expect(4);
     cli.run(&["get", &id, "-o", "-"]).await.expect(0);
@@ -1571,7 +1578,13 @@ async fn rm_restore_and_audit_round_trip() {
     let gone = cli.run(&["get", &id, "-o", "-"]).await;
     gone.expect(3);
     assert!(gone.bytes.is_empty(), "{gone:?}");
-    cli.run(&["rm", &id]).await.expect(3);
+    // Deleting it again: the API's 409, exit 1, the problem printed.
+    let twice = cli.run(&["rm", &id]).await;
+    twice.expect(1);
+    assert!(
+        twice.stderr.contains("Conflict") && twice.stderr.contains("409"),
+        "{twice:?}"
+    );
     let restored = cli.run(&["restore", &id, "--format", "json"]).await;
     let doc = restored.expect(0).json();
     assert_eq!(doc["restored"][0]["artifactId"], json!(id));
@@ -1585,9 +1598,10 @@ async fn rm_restore_and_audit_round_trip() {
 
     // audit: admin only; shows the delete and the restore, newest first.
     cli.run(&["audit", &id]).await.expect(4);
-    let admin = cli.token(Some(
-        &edge.token("acme", json!("artifacts:read artifacts:write artifacts:admin")),
-    ));
+    let admin = cli.token(Some(&edge.token(
+        "acme",
+        json!("artifacts:read artifacts:write artifacts:admin"),
+    )));
     let trail = admin.run(&["audit", &id, "--format", "json"]).await;
     let doc = trail.expect(0).json();
     let actions: Vec<&str> = doc["records"]
@@ -1626,13 +1640,17 @@ async fn rm_restore_and_audit_round_trip() {
     assert_eq!(records[0]["artifactId"], json!(id));
     assert_eq!(records[0]["actor"]["sub"], json!("user-of-acme"));
     let paged = admin
-        .run(&["audit", "-w", "wf-trash", "--limit", "1", "--all", "--format", "json"])
+        .run(&[
+            "audit", "-w", "wf-trash", "--limit", "1", "--all", "--format", "json",
+        ])
         .await;
     let all = paged.expect(0).json();
     assert!(all["records"].as_array().unwrap().len() >= 3, "{all}");
     assert!(all["nextCursor"].is_null(), "{all}");
     let one = admin
-        .run(&["audit", "-w", "wf-trash", "--limit", "1", "--format", "json"])
+        .run(&[
+            "audit", "-w", "wf-trash", "--limit", "1", "--format", "json",
+        ])
         .await;
     let first = one.expect(0).json();
     assert_eq!(first["records"].as_array().unwrap().len(), 1);
@@ -1647,7 +1665,10 @@ async fn rm_restore_and_audit_round_trip() {
     globex_admin.run(&["audit", &id]).await.expect(3);
     // The table lists the same records.
     let table = admin.run(&["audit", &id]).await;
-    assert!(table.expect(0).stdout.contains("artifact.restored"), "{table:?}");
+    assert!(
+        table.expect(0).stdout.contains("artifact.restored"),
+        "{table:?}"
+    );
 
     // --purge with the admin scope: gone for good, not restorable.
     admin.run(&["rm", &id, "--purge"]).await.expect(0);
