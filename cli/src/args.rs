@@ -70,8 +70,13 @@ pub enum Command {
     Revoke(RevokeArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
-    // rm / restore / audit / verify: added as their routes land (SPEC §12, §13):
-    // each is one more variant here and one module like `links.rs`.
+    /// Delete artifacts (restorable until the purge), or purge them at once (admin).
+    Rm(RmArgs),
+    /// Bring deleted artifacts back from the trash.
+    Restore(RestoreArgs),
+    /// The audit trail: one artifact's, or the org's (admin scope).
+    Audit(AuditArgs),
+    // verify: added as its route lands; one more variant here and one module.
 }
 
 #[derive(Debug, Args)]
@@ -225,4 +230,52 @@ pub struct RevokeArgs {
 pub struct CompletionsArgs {
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// artifactIds (or `WORKFLOW:PATH` references, see `get`).
+    #[arg(required = true, value_name = "ID")]
+    pub artifacts: Vec<String>,
+    /// Remove for good at once instead of into the trash (needs `artifacts:admin`).
+    #[arg(long)]
+    pub purge: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// artifactIds of deleted artifacts.
+    #[arg(required = true, value_name = "ID")]
+    pub artifacts: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// One artifact's trail (also after it was deleted); without it, the org's.
+    #[arg(value_name = "ID")]
+    pub artifact: Option<String>,
+    /// Only this action, e.g. `artifact.deleted`, `artifact.downloaded`.
+    #[arg(long)]
+    pub action: Option<String>,
+    /// Only records of this actor (a token's subject).
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// Only records about this workflow.
+    #[arg(long, short)]
+    pub workflow: Option<String>,
+    /// Records at or after this instant (RFC 3339).
+    #[arg(long)]
+    pub after: Option<String>,
+    /// Records before this instant (RFC 3339).
+    #[arg(long)]
+    pub before: Option<String>,
+    /// Records per page (the server's default without it).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub limit: Option<u16>,
+    /// Continue after a previous page (its `nextCursor`).
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Follow `nextCursor` to the last page.
+    #[arg(long)]
+    pub all: bool,
 }

@@ -3,10 +3,12 @@
 
 mod api;
 mod args;
+mod audit;
 mod bundle;
 mod digest;
 mod error;
 mod get;
+mod lifecycle;
 mod links;
 mod list;
 mod paths;
@@ -82,6 +84,9 @@ async fn run(cli: Cli) -> Result<Vec<Kind>> {
         Command::Link(a) => links::link(&ctx, a).await.map(|()| Vec::new()),
         Command::Links(a) => links::links(&ctx, a).await.map(|()| Vec::new()),
         Command::Revoke(a) => links::revoke(&ctx, a).await.map(|()| Vec::new()),
+        Command::Rm(a) => lifecycle::rm(&ctx, a).await,
+        Command::Restore(a) => lifecycle::restore(&ctx, a).await,
+        Command::Audit(a) => audit::run(&ctx, a).await.map(|()| Vec::new()),
         Command::Completions(_) => Ok(Vec::new()),
     }
 }

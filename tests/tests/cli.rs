@@ -1529,3 +1529,149 @@ async fn throughput_of_put_and_get_against_raw_s3() {
         big_get_rss / 1024
     );
 }
+
+// ---------------------------------------------------------------------------
+// rm, restore, audit (SPEC §12, §13).
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rm_restore_and_audit_round_trip() {
+    let stack = stack().await;
+    let edge = &stack.edge;
+    let cli = Cli::new(edge, &edge.writer("acme"));
+    // Under the 64 KiB pipe buffer: `Cli::run` reads stdout after the exit.
+    let bytes = noise(20_000, 15);
+    let id = put_one(&cli, "wf-trash", "kept/report.bin", &bytes).await;
+    cli.run(&["get", &id, "-o", "-"]).await.expect(0);
+
+    // Without the write scope: 4, and nothing is deleted.
+    let reader = cli.token(Some(&edge.token("acme", json!("artifacts:read"))));
+    let refused = reader.run(&["rm", &id]).await;
+    refused.expect(4);
+    assert!(refused.stderr.contains("scope"), "{refused:?}");
+    assert_eq!(
+        cli.run(&["get", &id, "-o", "-"]).await.expect(0).bytes,
+        bytes
+    );
+    // Another org's id: 3, with the same message as a missing one; nothing deleted.
+    let globex = cli.token(Some(&edge.writer("globex")));
+    let foreign = globex.run(&["rm", &id]).await;
+    foreign.expect(3);
+    let missing = cli.run(&["rm", "0123456789abcdef0123456789abcdef"]).await;
+    missing.expect(3);
+    assert_eq!(
+        foreign.stderr.replace(&id, "ID"),
+        missing
+            .stderr
+            .replace("0123456789abcdef0123456789abcdef", "ID"),
+    );
+    assert_eq!(
+        cli.run(&["get", &id, "-o", "-"]).await.expect(0).bytes,
+        bytes
+    );
+    // --purge needs the admin scope.
+    cli.run(&["rm", &id, "--purge"]).await.expect(4);
+    cli.run(&["get", &id, "-o", "-"]).await.expect(0);
+
+    // rm: gone (3), then restore: the same bytes.
+    let deleted = cli.run(&["rm", &id, "--format", "json"]).await;
+    assert_eq!(deleted.expect(0).json()["deleted"], json!([id]));
+    let gone = cli.run(&["get", &id, "-o", "-"]).await;
+    gone.expect(3);
+    assert!(gone.bytes.is_empty(), "{gone:?}");
+    // Deleting it again: the API's 409, exit 1, the problem printed.
+    let twice = cli.run(&["rm", &id]).await;
+    twice.expect(1);
+    assert!(
+        twice.stderr.contains("Conflict") && twice.stderr.contains("409"),
+        "{twice:?}"
+    );
+    let restored = cli.run(&["restore", &id, "--format", "json"]).await;
+    let doc = restored.expect(0).json();
+    assert_eq!(doc["restored"][0]["artifactId"], json!(id));
+    assert_eq!(doc["restored"][0]["path"], json!("kept/report.bin"));
+    let back = cli.run(&["get", &id, "-o", "-"]).await;
+    assert_eq!(sha256(&back.expect(0).bytes), sha256(&bytes));
+    // Restoring what is not deleted is refused (not a success).
+    let again = cli.run(&["restore", &id]).await;
+    assert_ne!(again.code, 0, "{again:?}");
+    globex.run(&["restore", &id]).await.expect(3);
+
+    // audit: admin only; shows the delete and the restore, newest first.
+    cli.run(&["audit", &id]).await.expect(4);
+    let admin = cli.token(Some(&edge.token(
+        "acme",
+        json!("artifacts:read artifacts:write artifacts:admin"),
+    )));
+    let trail = admin.run(&["audit", &id, "--format", "json"]).await;
+    let doc = trail.expect(0).json();
+    let actions: Vec<&str> = doc["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "success")
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    let restored_at = actions.iter().position(|a| *a == "artifact.restored");
+    let deleted_at = actions.iter().position(|a| *a == "artifact.deleted");
+    assert!(
+        restored_at.is_some() && deleted_at.is_some() && restored_at < deleted_at,
+        "{actions:?}"
+    );
+    assert!(actions.contains(&"version.created"), "{actions:?}");
+    for r in doc["records"].as_array().unwrap() {
+        assert_eq!(r["artifactId"], json!(id), "{r}");
+    }
+    // The org's feed, filtered and followed page by page (one record a page).
+    let feed = admin
+        .run(&[
+            "audit",
+            "--action",
+            "artifact.deleted",
+            "--workflow",
+            "wf-trash",
+            "--all",
+            "--format",
+            "json",
+        ])
+        .await;
+    let doc = feed.expect(0).json();
+    let records = doc["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{doc}");
+    assert_eq!(records[0]["artifactId"], json!(id));
+    assert_eq!(records[0]["actor"]["sub"], json!("user-of-acme"));
+    let paged = admin
+        .run(&[
+            "audit", "-w", "wf-trash", "--limit", "1", "--all", "--format", "json",
+        ])
+        .await;
+    let all = paged.expect(0).json();
+    assert!(all["records"].as_array().unwrap().len() >= 3, "{all}");
+    assert!(all["nextCursor"].is_null(), "{all}");
+    let one = admin
+        .run(&[
+            "audit", "-w", "wf-trash", "--limit", "1", "--format", "json",
+        ])
+        .await;
+    let first = one.expect(0).json();
+    assert_eq!(first["records"].as_array().unwrap().len(), 1);
+    assert!(first["nextCursor"].is_string(), "{first}");
+    assert_eq!(first["records"][0], all["records"][0]);
+    // A bad filter: the server's problem names the field; exit 1.
+    let bad = admin.run(&["audit", "--action", "nope"]).await;
+    bad.expect(1);
+    assert!(bad.stderr.contains("action"), "{bad:?}");
+    // Another org's id: 3, as a missing one.
+    let globex_admin = cli.token(Some(&edge.token("globex", json!("artifacts:admin"))));
+    globex_admin.run(&["audit", &id]).await.expect(3);
+    // The table lists the same records.
+    let table = admin.run(&["audit", &id]).await;
+    assert!(
+        table.expect(0).stdout.contains("artifact.restored"),
+        "{table:?}"
+    );
+
+    // --purge with the admin scope: gone for good, not restorable.
+    admin.run(&["rm", &id, "--purge"]).await.expect(0);
+    cli.run(&["get", &id, "-o", "-"]).await.expect(3);
+    cli.run(&["restore", &id]).await.expect(3);
+}
