@@ -122,6 +122,29 @@ async fn a_reader_is_refused_an_upload_before_its_headers_are_read() {
     }
 }
 
+/// Found by the conformance run after the lifecycle routes landed: a reader's
+/// PATCH with a malformed If-Match was a 400 (headers read before scope).
+#[tokio::test]
+async fn a_reader_is_refused_a_patch_before_its_headers_are_read() {
+    let edge = Edge::start().await;
+    let reader = edge.token("acme", json!("artifacts:read"));
+    for (name, value) in [
+        ("if-match", "not-a-version"),
+        ("content-type", "text/plain"),
+    ] {
+        let r = client()
+            .patch(edge.url("/v1/artifacts/0123456789abcdef0123456789abcdef"))
+            .bearer_auth(&reader)
+            .header("content-type", "application/merge-patch+json")
+            .header(name, value)
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{name}: {value}");
+    }
+}
+
 /// Found (a document error): the document said `GET …/uploads/{uploadId}`
 /// needs artifacts:write; the route asks for artifacts:read, and a reader
 /// gets the session's answer (here a 404), not 403.

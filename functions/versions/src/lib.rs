@@ -172,6 +172,9 @@ async fn lifecycle(
             Ok(no_content())
         }
         (Method::PATCH, ARTIFACT) => {
+            // Scope before the headers and body: a caller who may not write
+            // learns nothing more (found by the conformance run).
+            principal.require(artifacts::auth::Scope::Write)?;
             let content_type = http::header_str(req, "content-type")?.unwrap_or_default();
             let essence = content_type.split(';').next().unwrap_or("").trim();
             if !essence.eq_ignore_ascii_case(MERGE_PATCH) {
