@@ -74,6 +74,8 @@ def problem_json_on_4xx(ctx, response, case):
     status = response.status_code
     if not 400 <= status < 500:
         return None
+    if case.method.upper() == "HEAD":
+        return None  # HEAD answers carry no body (RFC 9110 §9.3.2)
     content_type = _content_type(response)
     try:
         body = json.loads(response.content or b"null")
