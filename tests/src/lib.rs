@@ -1215,3 +1215,18 @@ pub async fn stage(upload: &artifacts::uploads::PresignedUpload, body: Vec<u8>) 
         .expect("a versioned bucket names the staged version")
         .to_owned()
 }
+
+/// The operation a JSON-protocol SDK request calls (DynamoDB, KMS): the tail
+/// of its `x-amz-target` header (`DynamoDB_20120810.TransactWriteItems` →
+/// `TransactWriteItems`); empty for requests without one (S3). For test
+/// interceptors that count or fail calls by operation.
+pub fn target_operation<'a>(
+    context: &'a aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+) -> &'a str {
+    let target = context
+        .request()
+        .headers()
+        .get("x-amz-target")
+        .unwrap_or_default();
+    target.rsplit('.').next().unwrap_or(target)
+}

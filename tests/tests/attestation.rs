@@ -471,12 +471,7 @@ impl Intercept for Kms {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let target = context
-            .request()
-            .headers()
-            .get("x-amz-target")
-            .unwrap_or_default();
-        let operation = target.rsplit('.').next().unwrap_or_default().to_owned();
+        let operation = harness::target_operation(context).to_owned();
         *self
             .requests
             .lock()

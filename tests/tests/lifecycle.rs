@@ -1162,15 +1162,7 @@ impl Intercept for Count {
         _: &RuntimeComponents,
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let target = context
-            .request()
-            .headers()
-            .get("x-amz-target")
-            .unwrap_or_default();
-        self.add(format!(
-            "dynamodb:{}",
-            target.rsplit('.').next().unwrap_or(target)
-        ));
+        self.add(format!("dynamodb:{}", harness::target_operation(context)));
         Ok(())
     }
 }
