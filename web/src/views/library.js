@@ -1,10 +1,20 @@
 // Library: the org-wide listing (GET /v1/artifacts) with the API's own
-// filters, paged by cursor, with bulk download and "copy refs". The query
-// lives in the address (/console/library?…), so a view can be shared.
+// filters and sort, paged by cursor, with bulk download, a ZIP of the
+// selection and "copy refs". The query lives in the address
+// (/console/library?…), so a view can be shared.
+//
+// The ZIP of a selection is built in the browser (client-zip, stored
+// entries, streamed from each download into the archive): the bundle route
+// takes one workflow and selects by filters, which cannot name an arbitrary
+// selection, let alone one across runs. Entries are `<workflowId>/<path>`,
+// so paths of different runs never collide. The archive is held in the
+// browser's memory until it is saved, so the selection is capped at
+// ZIP_MAX_BYTES (a whole run of any size: "Download all (ZIP)" on the run).
 
-import { answers, getJson, query } from '../api.js';
+import { downloadZip } from 'client-zip';
+import { call, getJson, query } from '../api.js';
 import { attempt, downloadVersion } from '../components.js';
-import { copy, fill, h, labels, say, size, when } from '../dom.js';
+import { copy, fill, h, labels, saveBlob, say, size, when } from '../dom.js';
 
 /** The API's library filters on main (SPEC §4). */
 const FILTERS = [
@@ -15,10 +25,34 @@ const FILTERS = [
   ['createdBefore', 'Created before (RFC 3339)', 'text'],
 ];
 // The API sorts the library by creation, and by path within one run
-// (sort=path needs workflowId); it refuses size (no index serves it).
-const SORTS = [['createdAt', 'Created'], ['path', 'Path (one run)']];
+// (sort=path needs workflowId; without one the API's 400 says so).
+const SORTS = [['createdAt', 'Created'], ['path', 'Path (needs a run)']];
 
-let sortSupported; // probed once: the sort parameter arrives with other work
+/** The most a ZIP of a selection may hold (the sum of the latest versions). */
+export const ZIP_MAX_BYTES = 512 * 1024 * 1024;
+
+/** The selection as one ZIP built here; entries `<workflowId>/<path>`. */
+async function zipSelection(selected) {
+  const list = [...selected.values()];
+  const total = list.reduce((n, a) => n + Number(a.size || 0), 0);
+  if (total > ZIP_MAX_BYTES) {
+    say(`The selection is ${size(total)}: a ZIP built in the browser holds at most ${size(ZIP_MAX_BYTES)}. `
+      + 'Select fewer artifacts, or use "Download all (ZIP)" on a run (the server builds that one, of any size).', 'error');
+    return;
+  }
+  say(`Building a ZIP of ${list.length} artifacts (${size(total)})…`);
+  // Each download starts only when the archive reaches its entry.
+  async function* entries() {
+    for (const a of list) {
+      const response = await call(`/v1/artifacts/${encodeURIComponent(a.artifactId)}/download${query({ version: a.latestVersion })}`);
+      yield { name: `${a.workflowId}/${a.path}`, input: response, lastModified: new Date(a.updatedAt || a.createdAt) };
+    }
+  }
+  const blob = await downloadZip(entries()).blob();
+  const runs = new Set(list.map((a) => a.workflowId));
+  saveBlob(blob, runs.size === 1 ? `${[...runs][0]}-selection.zip` : 'artifacts-selection.zip');
+  say(`Saved a ZIP of ${list.length} artifacts (${size(blob.size)}).`);
+}
 
 export function ref(a, version = a.latestVersion) {
   return `artifact://${a.workflowId}/${a.path}@${version}`;
@@ -26,9 +60,6 @@ export function ref(a, version = a.latestVersion) {
 
 export async function libraryView(main, search, navigate) {
   const params = new URLSearchParams(search);
-  if (sortSupported === undefined) {
-    sortSupported = await answers('/v1/artifacts?limit=1&sort=createdAt&order=desc');
-  }
   const form = h('form.filters', {
     'aria-label': 'Library filters',
     onsubmit: (e) => {
@@ -47,14 +78,14 @@ export async function libraryView(main, search, navigate) {
     h('label', { for: 'f-limit' }, 'Per page'),
     h('select', { id: 'f-limit', name: 'limit' }, ['', '2', '10', '50', '100', '500'].map((n) =>
       h('option', { value: n, selected: (params.get('limit') || '') === n }, n || 'default (100)')))),
-  sortSupported ? [
+  [
     h('div.field', {}, h('label', { for: 'f-sort' }, 'Sort by'),
       h('select', { id: 'f-sort', name: 'sort' }, h('option', { value: '' }, 'default'),
         SORTS.map(([v, l]) => h('option', { value: v, selected: params.get('sort') === v }, l)))),
     h('div.field', {}, h('label', { for: 'f-order' }, 'Order'),
       h('select', { id: 'f-order', name: 'order' }, h('option', { value: '' }, 'default'),
         ['asc', 'desc'].map((v) => h('option', { value: v, selected: params.get('order') === v }, v)))),
-  ] : null,
+  ],
   h('div.field.submit', {}, h('button', { type: 'submit' }, 'Apply filters')));
 
   // The form is built once: what the user types survives the listing's arrival.
@@ -79,6 +110,15 @@ export async function libraryView(main, search, navigate) {
         for (const a of selected.values()) await downloadVersion(a, a.latestVersion);
       }),
     }, 'Download selected'),
+    h('button', {
+      type: 'button',
+      disabled: true,
+      onclick: (e) => {
+        const button = e.currentTarget;
+        button.disabled = true;
+        attempt('Building the ZIP', () => zipSelection(selected)).finally(() => { button.disabled = !selected.size; });
+      },
+    }, 'Download selected (ZIP)'),
     h('button', {
       type: 'button',
       disabled: true,
