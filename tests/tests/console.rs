@@ -7,8 +7,10 @@
 //!   127.0.0.1, the emulator behind them, upload events delivered by the
 //!   poller to the real ingest handler — and Debian's Chromium driven by
 //!   Playwright (`web/tests/console.test.mjs`, node's test runner) through
-//!   must-show items 1–7 of the issue. Screenshots of every view are saved
-//!   under `target/console-screenshots/`.
+//!   must-show items 1–7 of the issue, the library's sort, the lifecycle
+//!   actions (delete / restore / legal hold / library / labels / retention)
+//!   with their audit records, and a ZIP of a selection across runs.
+//!   Screenshots of every view are saved under `target/console-screenshots/`.
 //!
 //! Needs `make console` (the built front end, which the console function
 //! embeds), Node.js, `web/node_modules` (`npm ci`) and `/usr/bin/chromium`:
@@ -220,6 +222,13 @@ async fn the_console_in_a_real_browser() {
     .env(
         "CONSOLE_READER_TOKEN",
         edge.token("acme", json!("artifacts:read")),
+    )
+    .env(
+        "CONSOLE_ADMIN_TOKEN",
+        edge.token(
+            "acme",
+            json!("artifacts:read artifacts:write artifacts:admin"),
+        ),
     )
     .env("CONSOLE_OTHER_TOKEN", edge.writer("globex"))
     .env("CONSOLE_EXPIRED_TOKEN", expired)

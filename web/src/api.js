@@ -47,7 +47,7 @@ export async function call(path, { method = 'GET', body, json, signal, extraHead
   const init = { method, headers: headers(extraHeaders), signal, cache: 'no-store' };
   if (json !== undefined) {
     init.body = JSON.stringify(json);
-    init.headers['content-type'] = 'application/json';
+    init.headers['content-type'] ??= 'application/json';
   } else if (body !== undefined) {
     init.body = body;
   }

@@ -3,6 +3,7 @@
 // Run by tests/tests/console.rs, which starts the real handlers behind the
 // local gateway on 127.0.0.1 against the emulator and passes:
 //   CONSOLE_URL, CONSOLE_TOKEN (acme, read+write), CONSOLE_READER_TOKEN,
+//   CONSOLE_ADMIN_TOKEN (acme, read+write+admin),
 //   CONSOLE_OTHER_TOKEN (another org), CONSOLE_EXPIRED_TOKEN, CONSOLE_OUT
 //   (screenshots), CHROMIUM (Debian's /usr/bin/chromium).
 // Playwright drives that Chromium (playwright-core: no browser download);
@@ -27,6 +28,7 @@ const BASE = env('CONSOLE_URL').replace(/\/$/, '');
 const TOKEN = env('CONSOLE_TOKEN');
 const READER = env('CONSOLE_READER_TOKEN');
 const OTHER = env('CONSOLE_OTHER_TOKEN');
+const ADMIN = env('CONSOLE_ADMIN_TOKEN');
 const EXPIRED = env('CONSOLE_EXPIRED_TOKEN');
 const OUT = env('CONSOLE_OUT');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -439,21 +441,55 @@ test('3. library: filters give what the API gives; paging reaches every artifact
   noProblems();
 });
 
-test('3b. library sort gives what the API gives', async (t) => {
+test('3b. library sort gives what the API gives (createdAt both ways, path within a run)', async () => {
+  const p = await page(main);
+  const shownIds = () => p.locator('table.library tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.artifactId));
+  async function sortBy(sort, order, run) {
+    await p.goto(`${BASE}/console/library`);
+    await p.locator('form.filters').waitFor();
+    if (run) await p.getByLabel('Run (workflow id)', { exact: true }).fill(run);
+    await p.getByLabel('Sort by').selectOption(sort);
+    await p.getByLabel('Order').selectOption(order);
+    await p.getByRole('button', { name: 'Apply filters' }).click();
+    await p.waitForURL((u) => u.searchParams.get('sort') === sort && u.searchParams.get('order') === order);
+    await p.locator('nav.pager').waitFor();
+    return shownIds();
+  }
+  const asc = await sortBy('createdAt', 'asc');
+  assert.deepEqual(asc, await listAll('/v1/artifacts?sort=createdAt&order=asc'));
+  const desc = await sortBy('createdAt', 'desc');
+  assert.deepEqual(desc, await listAll('/v1/artifacts?sort=createdAt&order=desc'));
+  assert.ok(asc.length > 2);
+  assert.deepEqual(asc, [...desc].reverse(), 'ascending is descending reversed');
+
+  // By path within one run: differs from the creation order of the seed.
+  const byPath = await sortBy('path', 'asc', WF);
+  assert.deepEqual(byPath, await listAll(`/v1/artifacts?workflowId=${WF}&sort=path&order=asc`));
+  const paths = await p.locator('table.library tbody tr td:nth-child(2)').allInnerTexts();
+  assert.deepEqual(paths, [...paths].sort(), 'rows in path order');
+  assert.notDeepEqual(byPath, await listAll(`/v1/artifacts?workflowId=${WF}&sort=createdAt&order=asc`), 'path order is not creation order here');
+
+  // Path across runs is refused by the API; the console shows its problem text.
+  await p.goto(`${BASE}/console/library?sort=path`);
+  await p.getByRole('alert').filter({ hasText: /sort/ }).waitFor();
+  noProblems();
+});
+
+test('3c. a ZIP of a selection across two runs holds exactly the stored bytes', async () => {
   const p = await page(main);
   await p.goto(`${BASE}/console/library`);
-  await p.locator('form.filters').waitFor();
-  if (!(await p.getByLabel('Sort by').count())) {
-    t.skip('GET /v1/artifacts does not take sort= yet: the control stays hidden');
-    return;
-  }
-  await p.getByLabel('Sort by').selectOption('createdAt');
-  await p.getByLabel('Order').selectOption('asc');
-  await p.getByRole('button', { name: 'Apply filters' }).click();
-  await p.locator('nav.pager').waitFor();
-  const shown = await p.locator('table.library tbody tr').evaluateAll((rows) => rows.map((r) => r.dataset.artifactId));
-  const fromApi = (await listAll('/v1/artifacts?sort=createdAt&order=asc')).slice(0, shown.length);
-  assert.deepEqual(shown, fromApi);
+  await p.locator('table.library').waitFor();
+  const picks = [[WF, 'docs/prd.md', FILES['docs/prd.md'][0]], [WF, 'infra/main.tf', TF[2]], [LIB, 'lib/item-3.txt', Buffer.from('item 3\n')]];
+  const zipButton = p.getByRole('button', { name: 'Download selected (ZIP)' });
+  assert.ok(await zipButton.isDisabled(), 'nothing selected: no ZIP');
+  for (const [wf, path] of picks) await p.getByRole('checkbox', { name: `Select ${wf}/${path}` }).check();
+  const zip = await downloadBy(p, () => zipButton.click());
+  assert.equal(zip.name, 'artifacts-selection.zip');
+  const entries = unzip(zip.bytes);
+  assert.deepEqual([...entries.keys()].sort(), picks.map(([wf, path]) => `${wf}/${path}`).sort());
+  for (const [wf, path, bytes] of picks) assert.ok(entries.get(`${wf}/${path}`).equals(bytes), `${wf}/${path} differs`);
+  await p.getByText('Saved a ZIP of 3 artifacts').waitFor();
+  noProblems();
 });
 
 test('4. link: create, copy, open without a token → the bytes; revoke → 410', async () => {
@@ -580,5 +616,166 @@ test('6. another org sees none of it; an expired token returns to sign-in', asyn
   assert.equal(await e.evaluate(() => sessionStorage.getItem('artifacts.token')), null);
   await check(e, '6-expired-sign-in');
   await e.close();
+  noProblems();
+});
+
+test('7. lifecycle: delete / restore / legal hold / library / labels / retention, and the audit trail', async () => {
+  const LIFE = `wf-life-${randomBytes(3).toString('hex')}`;
+  const BYTES = Buffer.from('life report\n');
+  const { artifact } = await put(LIFE, 'life/report.txt', BYTES, 'text/plain', { type: 'report' });
+  const id = artifact.artifactId;
+  const status = () => p.locator('#status');
+  const state = async () => (await api(`/v1/artifacts/${id}`)).status;
+
+  const p = await fresh.context.newPage();
+  await p.goto(`${BASE}/console/artifacts/${id}#token=${ADMIN}`);
+  await p.getByRole('heading', { name: 'life/report.txt' }).waitFor();
+  await p.locator('.state.live').waitFor();
+
+  // A download and a link through the UI (both audited).
+  const got = await downloadBy(p, () => p.getByRole('button', { name: 'Download latest' }).click());
+  assert.deepEqual(got.bytes, BYTES);
+  await p.getByRole('button', { name: 'Create link' }).click();
+  await p.locator('input.link-url').waitFor();
+
+  // Delete: a modal dialog; Escape cancels and nothing changes.
+  await p.getByRole('button', { name: 'Delete…' }).click();
+  const dialog = p.getByRole('dialog', { name: 'Delete life/report.txt?' });
+  await dialog.waitFor();
+  await check(p, '7-delete-dialog');
+  await p.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'detached' });
+  assert.equal(await state(), 200, 'cancel deleted nothing');
+  // By keyboard: Enter opens, focus starts on Cancel, Tab → "Move to trash", Enter.
+  await p.getByRole('button', { name: 'Delete…' }).focus();
+  await p.keyboard.press('Enter');
+  await dialog.waitFor();
+  assert.equal(await p.evaluate(() => document.activeElement.textContent), 'Cancel');
+  await p.keyboard.press('Tab');
+  assert.equal(await p.evaluate(() => document.activeElement.textContent), 'Move to trash');
+  await p.keyboard.press('Enter');
+  await p.locator('.state.deleted').waitFor();
+  await status().getByText('life/report.txt moved to the trash.').waitFor();
+  assert.equal(await state(), 404, 'deleted: the plain 404');
+  // A reload finds it in the trash.
+  await p.reload();
+  await p.locator('.state.deleted').waitFor();
+  await p.getByText(/in the trash until/).waitFor();
+  await check(p, '7-artifact-deleted');
+  await p.getByRole('button', { name: 'Restore' }).click();
+  await p.locator('.state.live').waitFor();
+  assert.equal(await state(), 200, 'restored');
+
+  // Legal hold: a reason is required; then delete is refused with the API's words.
+  await p.getByRole('button', { name: 'Place legal hold…' }).click();
+  const holdDialog = p.getByRole('dialog', { name: 'Place a legal hold on life/report.txt?' });
+  await holdDialog.getByLabel('Reason (for example a case number)').fill('case 42');
+  await holdDialog.getByRole('button', { name: 'Place hold' }).click();
+  await p.locator('.state.held', { hasText: 'On legal hold' }).waitFor();
+  await p.getByText(/case 42 \(since/).waitFor();
+  await p.getByRole('button', { name: 'Delete…' }).click();
+  await dialog.getByRole('button', { name: 'Move to trash' }).click();
+  const refusal = status().locator('.error');
+  await refusal.waitFor();
+  assert.match(await refusal.innerText(), /Deleting failed: .*legal hold \(case 42\).*release the hold first/);
+  assert.equal(await state(), 200, 'the held artifact was not deleted');
+  await check(p, '7-artifact-held-refused');
+  await p.getByRole('button', { name: 'Release hold…' }).click();
+  await p.getByRole('dialog', { name: /Release the legal hold/ }).getByRole('button', { name: 'Release hold' }).click();
+  await p.locator('.state.live').waitFor();
+
+  // Library flag, a label set and removed, retention.
+  const publish = p.getByRole('button', { name: 'Publish to library' });
+  assert.equal(await publish.getAttribute('aria-pressed'), 'false');
+  await publish.click();
+  await status().getByText('published to the library').waitFor();
+  assert.equal(await p.getByRole('button', { name: 'Publish to library' }).getAttribute('aria-pressed'), 'true');
+  assert.equal((await (await api(`/v1/artifacts/${id}`)).json()).library, true);
+  await p.getByLabel('Key', { exact: true }).fill('team');
+  await p.getByLabel('Value', { exact: true }).fill('sec');
+  await p.getByRole('button', { name: 'Set label' }).click();
+  await status().getByText('Label team saved.').waitFor();
+  assert.deepEqual((await (await api(`/v1/artifacts/${id}`)).json()).metadata, { team: 'sec' });
+  await p.getByRole('button', { name: 'Remove label team' }).click();
+  await status().getByText('Label team removed.').waitFor();
+  assert.deepEqual((await (await api(`/v1/artifacts/${id}`)).json()).metadata ?? {}, {});
+  await p.getByLabel(/^Days from the latest version/).fill('30');
+  await p.getByRole('button', { name: 'Save retention' }).click();
+  await status().getByText('Retention set to 30 days.').waitFor();
+  const kept = await (await api(`/v1/artifacts/${id}`)).json();
+  assert.equal(kept.retentionDays, 30);
+  assert.ok(kept.expiresAt, 'an expiry was set');
+  // A bad value is the API's 400 naming the field; nothing changes.
+  await p.getByLabel(/^Days from the latest version/).fill('0');
+  await p.getByRole('button', { name: 'Save retention' }).click();
+  await status().locator('.error', { hasText: 'retentionDays' }).waitFor();
+  assert.equal((await (await api(`/v1/artifacts/${id}`)).json()).retentionDays, 30);
+
+  // The audit section: every record the API has, newest first, paged.
+  await p.reload();
+  const audit = p.locator('table.audit tbody tr');
+  await audit.first().waitFor();
+  for (let i = 0; i < 10; i += 1) {
+    const older = p.getByRole('button', { name: 'Show older records' });
+    if (!(await older.count())) break;
+    const before = await audit.count();
+    await older.click();
+    await p.waitForFunction((n) => document.querySelectorAll('table.audit tbody tr').length > n, before);
+  }
+  await p.getByText('No older records.').waitFor();
+  const shown = await audit.evaluateAll((rows) => rows.map((r) => `${r.dataset.action}/${r.dataset.outcome}`));
+  const fromApi = [];
+  let cursor;
+  do {
+    const r = await api(`/v1/artifacts/${id}/audit?limit=7${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { token: ADMIN });
+    const body = await r.json();
+    assert.equal(r.status, 200, JSON.stringify(body));
+    fromApi.push(...body.records.map((x) => `${x.action}/${x.outcome}`));
+    cursor = body.nextCursor;
+  } while (cursor);
+  assert.deepEqual(shown, fromApi);
+  assert.ok(shown.length > 10, `more than one page (${shown.length})`);
+  const chronological = [...shown].reverse();
+  const expected = ['version.created/success', 'artifact.downloaded/success', 'link.created/success',
+    'artifact.deleted/success', 'artifact.restored/success', 'hold.set/success', 'artifact.deleted/refused',
+    'hold.released/success', 'artifact.updated/success'];
+  let at = 0;
+  for (const action of chronological) if (action === expected[at]) at += 1;
+  assert.equal(at, expected.length, `in order ${expected.join(', ')}: ${chronological.join(', ')}`);
+  assert.match(await p.locator('table.audit tbody tr[data-outcome="refused"]').first().innerText(), /refused \(409\)/);
+  await check(p, '7-artifact-audit');
+  await p.close();
+
+  // A writer: lifecycle buttons, no hold and no audit section.
+  const w = await page(main);
+  await w.goto(`${BASE}/console/artifacts/${id}`);
+  await w.getByRole('button', { name: 'Delete…' }).waitFor();
+  await w.locator('table.versions').waitFor();
+  assert.equal(await w.getByRole('button', { name: /legal hold|Delete for good/ }).count(), 0);
+  assert.equal(await w.getByRole('heading', { name: 'Audit' }).count(), 0);
+
+  // A reader: none of the actions, no audit, and no error.
+  const r = await fresh.context.newPage();
+  await r.goto(`${BASE}/console/artifacts/${id}#token=${READER}`);
+  await r.getByRole('heading', { name: 'life/report.txt' }).waitFor();
+  await r.locator('table.versions').waitFor();
+  await r.locator('.links-wrap table, .links-wrap p.empty').first().waitFor();
+  for (const name of ['Delete…', 'Restore', 'Place legal hold…', 'Release hold…', 'Publish to library', 'Delete for good…', 'Save retention', 'Set label']) {
+    assert.equal(await r.getByRole('button', { name, exact: true }).count(), 0, `a reader sees ${name}`);
+  }
+  assert.equal(await r.getByRole('heading', { name: 'Audit' }).count(), 0);
+  assert.equal(await r.locator('#status .error').count(), 0);
+  await check(r, '7-artifact-reader');
+  await r.close();
+
+  // Delete for good (admin): gone, and not in the trash either.
+  const a = await fresh.context.newPage();
+  await a.goto(`${BASE}/console/artifacts/${id}#token=${ADMIN}`);
+  await a.getByRole('button', { name: 'Delete for good…' }).click();
+  await a.getByRole('dialog', { name: /for good/ }).getByRole('button', { name: 'Delete for good' }).click();
+  await a.getByRole('heading', { name: 'Deleted for good' }).waitFor();
+  assert.equal(await state(), 404);
+  assert.ok(!(await listAll('/v1/artifacts?state=deleted')).includes(id), 'not in the trash');
+  await a.close();
   noProblems();
 });
