@@ -708,7 +708,8 @@ test('7. lifecycle: delete / restore / legal hold / library / labels / retention
   // A bad value is the API's 400 naming the field; nothing changes.
   await p.getByLabel(/^Days from the latest version/).fill('0');
   await p.getByRole('button', { name: 'Save retention' }).click();
-  await status().locator('.error', { hasText: 'retentionDays' }).waitFor();
+  await status().locator('.error').waitFor();
+  assert.match(await status().innerText(), /Saving failed: .*at least 1 day.*retentionDays/);
   assert.equal((await (await api(`/v1/artifacts/${id}`)).json()).retentionDays, 30);
 
   // The audit section: every record the API has, newest first, paged.
