@@ -657,8 +657,19 @@ test('7. lifecycle: delete / restore / legal hold / library / labels / retention
   await p.locator('.state.deleted').waitFor();
   await status().getByText('life/report.txt moved to the trash.').waitFor();
   assert.equal(await state(), 404, 'deleted: the plain 404');
-  // A reload finds it in the trash.
-  await p.reload();
+  // The library's trash lists it (and the live library does not).
+  await p.goto(`${BASE}/console/library`);
+  await p.getByLabel('Show').selectOption('deleted');
+  await p.getByRole('button', { name: 'Apply filters' }).click();
+  await p.waitForURL((u) => u.searchParams.get('state') === 'deleted');
+  await p.locator(`table.library tbody tr[data-artifact-id="${id}"]`).waitFor();
+  assert.equal(await p.getByRole('button', { name: 'Download selected (ZIP)' }).count(), 0, 'nothing to bundle in the trash');
+  await check(p, '7-library-trash');
+  await p.goto(`${BASE}/console/library`);
+  await p.locator('table.library').waitFor();
+  assert.equal(await p.locator(`table.library tbody tr[data-artifact-id="${id}"]`).count(), 0);
+  // Its page (the API answers 404) finds it in the trash.
+  await p.goto(`${BASE}/console/artifacts/${id}`);
   await p.locator('.state.deleted').waitFor();
   await p.getByText(/in the trash until/).waitFor();
   await check(p, '7-artifact-deleted');

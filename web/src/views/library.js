@@ -75,6 +75,11 @@ export async function libraryView(main, search, navigate) {
     h('label', { for: `f-${name}` }, label),
     h('input', { id: `f-${name}`, name, type, value: params.get(name) || '', autocomplete: 'off' }))),
   h('div.field', {},
+    h('label', { for: 'f-state' }, 'Show'),
+    h('select', { id: 'f-state', name: 'state' },
+      h('option', { value: '' }, 'Live artifacts'),
+      h('option', { value: 'deleted', selected: params.get('state') === 'deleted' }, 'Trash (deleted)'))),
+  h('div.field', {},
     h('label', { for: 'f-limit' }, 'Per page'),
     h('select', { id: 'f-limit', name: 'limit' }, ['', '2', '10', '50', '100', '500'].map((n) =>
       h('option', { value: n, selected: (params.get('limit') || '') === n }, n || 'default (100)')))),
@@ -94,6 +99,9 @@ export async function libraryView(main, search, navigate) {
 
   const apiQuery = Object.fromEntries([...params.entries()].filter(([, v]) => v !== ''));
   const page = await getJson(`/v1/artifacts${query(apiQuery)}`);
+  // The trash: its artifacts' content answers 404 until restored (on the
+  // artifact's page), so there is nothing to download or bundle.
+  const trash = params.get('state') === 'deleted';
   const selected = new Map();
   const bulkNote = h('span.muted', {}, 'Nothing selected.');
   const refsOut = h('div.refs-out');
@@ -141,19 +149,19 @@ export async function libraryView(main, search, navigate) {
       },
     });
     return h('tr', { dataset: { artifactId: a.artifactId } },
-      h('td', {}, box),
+      trash ? null : h('td', {}, box),
       h('td', {}, h('a', { href: `/console/artifacts/${encodeURIComponent(a.artifactId)}`, 'data-nav': true }, a.path)),
       h('td', {}, h('a', { href: `/console/runs/${encodeURIComponent(a.workflowId)}`, 'data-nav': true }, a.workflowId)),
       h('td', {}, a.artifactType),
       h('td.num', {}, size(a.size)),
       h('td.num', {}, `v${a.latestVersion}`),
-      h('td', {}, when(a.createdAt)),
+      h('td', {}, when(trash ? a.deletedAt : a.createdAt)),
       h('td', {}, labels(a.metadata)));
   });
   const table = page.artifacts.length
     ? h('table.library', {},
       h('caption', {}, 'Artifacts', page.count !== null && page.count !== undefined ? ` (${page.count} in all, ${size(page.totalSize)})` : ''),
-      h('thead', {}, h('tr', {}, ['Select', 'Path', 'Run', 'Type', 'Size', 'Version', 'Created', 'Labels'].map((c) => h('th', { scope: 'col' }, c)))),
+      h('thead', {}, h('tr', {}, [trash ? null : 'Select', 'Path', 'Run', 'Type', 'Size', 'Version', trash ? 'Deleted' : 'Created', 'Labels'].filter(Boolean).map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', {}, rows))
     : h('div.empty', {}, h('p', {}, 'No artifacts match these filters.'));
 
@@ -165,5 +173,5 @@ export async function libraryView(main, search, navigate) {
       ? h('a.button', { href: `/console/library${query({ ...apiQuery, cursor: page.nextCursor })}`, 'data-nav': true, rel: 'next' }, 'Next page')
       : h('span.muted', {}, 'Last page.'));
 
-  fill(results, bulk, refsOut, table, nav);
+  fill(results, trash ? null : [bulk, refsOut], table, nav);
 }
