@@ -489,6 +489,29 @@ test('3c. a ZIP of a selection across two runs holds exactly the stored bytes', 
   assert.deepEqual([...entries.keys()].sort(), picks.map(([wf, path]) => `${wf}/${path}`).sort());
   for (const [wf, path, bytes] of picks) assert.ok(entries.get(`${wf}/${path}`).equals(bytes), `${wf}/${path} differs`);
   await p.getByText('Saved a ZIP of 3 artifacts').waitFor();
+
+  // Over the cap: refused with the message, nothing downloaded. (The
+  // listing is rewritten in flight so one artifact claims 600 MiB: the cap
+  // is the console's own check of the listed sizes.)
+  await p.route(/\/v1\/artifacts(\?|$)/, async (route) => {
+    const response = await route.fetch();
+    const body = await response.json();
+    body.artifacts = body.artifacts.map((a) => (a.path === 'data/big.bin' ? { ...a, size: 600 * MiB } : a));
+    await route.fulfill({ response, json: body });
+  });
+  await p.reload();
+  await p.locator('table.library').waitFor();
+  await p.getByRole('checkbox', { name: `Select ${WF}/data/big.bin` }).check();
+  await p.getByRole('checkbox', { name: `Select ${WF}/docs/prd.md` }).check();
+  let downloads = 0;
+  p.on('download', () => { downloads += 1; });
+  await zipButton.click();
+  const refused = p.locator('#status .error');
+  await refused.waitFor();
+  assert.match(await refused.innerText(), /The selection is 600 MiB: a ZIP built in the browser holds at most 512 MiB/);
+  await new Promise((res) => setTimeout(res, 500));
+  assert.equal(downloads, 0, 'nothing was downloaded over the cap');
+  await p.unroute(/\/v1\/artifacts(\?|$)/);
   noProblems();
 });
 
