@@ -679,6 +679,7 @@ test('7. lifecycle: delete / restore / legal hold / library / labels / retention
   await p.keyboard.press('Enter');
   await p.locator('.state.deleted').waitFor();
   await status().getByText('life/report.txt moved to the trash.').waitFor();
+  assert.equal(await p.evaluate(() => document.activeElement.tagName), 'H1', 'focus moves to the redrawn view');
   assert.equal(await state(), 404, 'deleted: the plain 404');
   // The library's trash lists it (and the live library does not).
   await p.goto(`${BASE}/console/library`);

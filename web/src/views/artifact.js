@@ -291,15 +291,18 @@ export async function artifactView(main, id, hint = {}) {
   } catch (err) {
     if (err?.status !== 404) throw err;
     if (hint.purged) {
-      fill(main, h('h1', {}, 'Deleted for good'), h('p', {}, 'This artifact no longer exists. ', h('a', { href: '/console/library', 'data-nav': true }, 'Go to the library')));
+      fill(main, h('h1', { tabindex: -1 }, 'Deleted for good'), h('p', {}, 'This artifact no longer exists. ', h('a', { href: '/console/library', 'data-nav': true }, 'Go to the library')));
       return;
     }
     artifact = (await findInTrash(id).catch(() => null)) || hint.trashed;
     if (!artifact) throw err;
     deleted = true;
   }
+  // After an action the view is drawn again: focus goes to its heading (the
+  // button that was used may be gone), and the result is announced.
   const reload = async (message, next = {}) => {
     await artifactView(main, id, next);
+    main.querySelector('h1')?.focus();
     say(message);
   };
   const patch = (json, message) => attempt('Saving', async () => {
@@ -312,7 +315,7 @@ export async function artifactView(main, id, hint = {}) {
     lifecycleList(artifact, deleted),
     !deleted && canWrite ? lifecycleForms(artifact, patch) : null);
   const head = [
-    h('h1', {}, artifact.path),
+    h('h1', { tabindex: -1 }, artifact.path),
     h('p', {}, stateBadge(artifact, deleted), ' In run ', h('a', { href: `/console/runs/${encodeURIComponent(artifact.workflowId)}`, 'data-nav': true }, artifact.workflowId)),
   ];
   const actions = lifecycleActions(artifact, deleted, reload);
