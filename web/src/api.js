@@ -108,17 +108,6 @@ export async function download(artifactId, version) {
   return response.blob();
 }
 
-/** Whether a route answers (a seam for routes other work adds). */
-export async function answers(path) {
-  try {
-    await call(path);
-    return true;
-  } catch (err) {
-    if (err instanceof SignedOut) throw err;
-    return false;
-  }
-}
-
 /** XHR with upload progress (fetch has none). Resolves with { status, body }. */
 export function send(method, url, { body, headers: extra = {}, auth = true, onProgress }) {
   return new Promise((resolve, reject) => {
