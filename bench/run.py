@@ -33,7 +33,8 @@ VENV = os.environ.get("VENV", os.path.join(ROOT, ".venv"))
 PYTHON = os.path.join(VENV if os.path.isabs(VENV) else os.path.join(ROOT, VENV), "bin", "python")
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 RELEASE = os.path.join(TARGET, "release")
-FUNCTIONS = ["upload", "versions", "download", "list", "ingest", "presign", "bundle"]
+# Every function binary the template deploys (SPEC §20: size and cold start of each).
+FUNCTIONS = ["upload", "versions", "download", "list", "ingest", "presign", "bundle", "notify", "purge", "console"]
 MIB = 1024 * 1024
 SECTIONS = ["crypto", "direct", "bundle", "ingest", "cold_start", "listing"]
 
