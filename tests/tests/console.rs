@@ -11,6 +11,9 @@
 //!   actions (delete / restore / legal hold / library / labels / retention)
 //!   with their audit records, and a ZIP of a selection across runs.
 //!   Screenshots of every view are saved under `target/console-screenshots/`.
+//! - `the_console_signs_in_by_oidc`: deployed sign-in by OIDC code + PKCE
+//!   (`web/tests/oidc.test.mjs`) against a fake identity provider on
+//!   127.0.0.1, the console configured with its issuer and client id.
 //!
 //! Needs `make console` (the built front end, which the console function
 //! embeds), Node.js, `web/node_modules` (`npm ci`) and `/usr/bin/chromium`:
