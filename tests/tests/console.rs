@@ -34,6 +34,9 @@ use serde_json::{Value, json};
 /// The whole browser run is bounded (each wait inside it is too).
 const BROWSER_RUN_LIMIT: Duration = Duration::from_secs(240);
 const CHROMIUM: &str = "/usr/bin/chromium";
+/// One browser run at a time: the two runs in parallel on a small machine
+/// push each other's waits past their bounds.
+static ONE_BROWSER_RUN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn header<'r>(response: &'r reqwest::Response, name: &str) -> &'r str {
     response
@@ -168,6 +171,7 @@ fn workspace_root() -> PathBuf {
 async fn the_console_in_a_real_browser() {
     let web = workspace_root().join("web");
     browser_prerequisites(&web);
+    let _one = ONE_BROWSER_RUN.lock().await;
 
     let edge = Edge::start_public().await;
     let mut poller = Poller::new(edge.env.sqs(), &edge.env.resources.ingest_queue_url)
@@ -317,6 +321,7 @@ fn screenshot_dir() -> PathBuf {
 async fn the_console_signs_in_by_oidc() {
     let web = workspace_root().join("web");
     browser_prerequisites(&web);
+    let _one = ONE_BROWSER_RUN.lock().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
