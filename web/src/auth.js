@@ -17,6 +17,8 @@
 const KEY = 'artifacts.token';
 const STATE = 'artifacts.oidc.state';
 const VERIFIER = 'artifacts.oidc.verifier';
+/** Where sign-in started (a path of this origin), to go back to after it. */
+const RETURN = 'artifacts.oidc.return';
 /** Parameters the issuer may put on the callback URL; all are removed. */
 const CALLBACK_PARAMS = ['code', 'state', 'error', 'error_description', 'error_uri', 'iss', 'session_state'];
 const TIMEOUT_MS = 15_000;
@@ -74,6 +76,7 @@ export async function beginSignIn(oidc) {
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier));
   sessionStorage.setItem(STATE, state);
   sessionStorage.setItem(VERIFIER, verifier);
+  sessionStorage.setItem(RETURN, window.location.pathname + window.location.search);
   const url = new URL(doc.authorization_endpoint);
   url.search = new URLSearchParams({
     response_type: 'code',
@@ -105,8 +108,8 @@ export async function completeSignIn(oidc) {
   history.replaceState(history.state, '', window.location.pathname + (rest ? `?${rest}` : '') + window.location.hash);
   const expected = sessionStorage.getItem(STATE);
   const verifier = sessionStorage.getItem(VERIFIER);
-  sessionStorage.removeItem(STATE);
-  sessionStorage.removeItem(VERIFIER);
+  const back = sessionStorage.getItem(RETURN);
+  for (const key of [STATE, VERIFIER, RETURN]) sessionStorage.removeItem(key);
 
   if (error) {
     return `The identity provider did not sign you in: ${description || error}${description ? ` (${error})` : ''}.`;
@@ -135,6 +138,10 @@ export async function completeSignIn(oidc) {
       return `The identity provider refused the sign-in code: ${why}. Sign in again.`;
     }
     signIn(body.access_token);
+    // Back where sign-in started: a path of this origin only.
+    if (back && back.startsWith('/') && !back.startsWith('//') && !back.startsWith('/\\')) {
+      history.replaceState(history.state, '', back);
+    }
     return '';
   } catch (err) {
     return `Sign-in could not be completed: ${err.message}`;

@@ -213,7 +213,8 @@ test('sign in by code + PKCE lands on the library with the provider\'s token; no
   const before = { auth: idp.authorizations.length, token: idp.tokenRequests.length };
   const b = await launch();
   const p = b.page;
-  await p.goto(`${BASE}/`);
+  // Sign-in starts on a page of the app (a bookmark) and returns to it.
+  await p.goto(`${BASE}/console/library?sort=createdAt`);
   await p.getByRole('button', { name: /^Sign in with / }).click();
   await p.getByRole('heading', { name: 'Artifact library' }).waitFor();
 
@@ -242,8 +243,9 @@ test('sign in by code + PKCE lands on the library with the provider\'s token; no
   // Signed in with the provider's token, kept as the dev token is; the
   // state and verifier are gone; the API answered with that token.
   assert.deepEqual(await stored(p), { token: TOKEN, state: null, verifier: null });
+  assert.equal(await p.evaluate(() => sessionStorage.getItem('artifacts.oidc.return')), null);
   await p.getByText('user-of-acme · acme').waitFor();
-  assert.equal(p.url(), `${BASE}/`);
+  assert.equal(p.url(), `${BASE}/console/library?sort=createdAt`);
   const entries = await history(b);
   for (const u of entries) {
     assert.ok(!/[?&](code|state)=/.test(u) && !u.includes(TOKEN.slice(0, 24)) && !u.includes(exchange.code), `history has ${u}`);
