@@ -26,14 +26,23 @@ use crate::{BoxError, TestEnv};
 /// The real handlers, invoked in-process as the Lambda runtime invokes them.
 pub struct InProcess {
     pub env: Arc<TestEnv>,
+    /// The console function, configured once as its `main` does.
+    console: artifacts_console::Console,
     /// Every event handed over, with the function it went to.
     events: Mutex<Vec<(String, Value)>>,
 }
 
 impl InProcess {
     pub fn new(env: Arc<TestEnv>) -> Self {
+        Self::with_console(env, &[])
+    }
+
+    /// As [`InProcess::new`], the console's environment adding `console_env`
+    /// (e.g. `ARTIFACTS_OIDC_*`).
+    pub fn with_console(env: Arc<TestEnv>, console_env: &[(&str, &str)]) -> Self {
         InProcess {
             env,
+            console: console(console_env),
             events: Mutex::new(Vec::new()),
         }
     }
@@ -67,8 +76,7 @@ impl InProcess {
             "artifacts-bundle" => respond(request, |r| artifacts_bundle::handler(store, r)).await,
             "artifacts-presign" => respond(request, |r| artifacts_presign::handler(store, r)).await,
             "artifacts-console" => {
-                let console = console();
-                respond(request, |r| artifacts_console::handler(&console, r)).await
+                respond(request, |r| artifacts_console::handler(&self.console, r)).await
             }
             other => Err(format!("no function {other}").into()),
         }
@@ -76,12 +84,18 @@ impl InProcess {
 }
 
 /// The console as its `main` builds it, its object store the emulator.
-fn console() -> artifacts_console::Console {
+fn console(console_env: &[(&str, &str)]) -> artifacts_console::Console {
     let endpoint = crate::endpoint();
     artifacts_console::Console::from_lookup(|name| {
-        (name == "AWS_ENDPOINT_URL").then(|| endpoint.to_owned())
+        if name == "AWS_ENDPOINT_URL" {
+            return Some(endpoint.to_owned());
+        }
+        console_env
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| (*v).to_owned())
     })
-    .unwrap_or_else(|_| artifacts_console::Console::new(&[]))
+    .unwrap_or_else(|e| panic!("the console's configuration: {e}"))
 }
 
 /// One invocation exactly as the functions' `main` runs it
@@ -138,21 +152,31 @@ impl Edge {
     /// listener, so the links it hands out open here (browser tests). The
     /// port is picked free just before the gateway binds it.
     pub async fn start_public() -> Self {
+        Self::start_public_with_console(&[]).await
+    }
+
+    /// As [`Edge::start_public`], the console's environment adding
+    /// `console_env` (its OIDC sign-in).
+    pub async fn start_public_with_console(console_env: &[(&str, &str)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
             .port();
         let base = format!("http://127.0.0.1:{port}");
         let env = TestEnv::with_config(|c| c.public_base_url = Some(base)).await;
-        Self::serve(Arc::new(env), &format!("127.0.0.1:{port}")).await
+        Self::serve_with(Arc::new(env), &format!("127.0.0.1:{port}"), console_env).await
     }
 
     async fn serve(env: Arc<TestEnv>, addr: &str) -> Self {
+        Self::serve_with(env, addr, &[]).await
+    }
+
+    async fn serve_with(env: Arc<TestEnv>, addr: &str, console_env: &[(&str, &str)]) -> Self {
         let yaml = std::fs::read_to_string(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml"),
         )
         .expect("read infra/template.yaml");
-        let functions = Arc::new(InProcess::new(Arc::clone(&env)));
+        let functions = Arc::new(InProcess::with_console(Arc::clone(&env), console_env));
         let gateway = Arc::new(Gateway {
             routes: Routes::from_template(&yaml).expect("template routes"),
             invoker: functions.clone(),

@@ -135,6 +135,11 @@ const SPEC_ENV: &[&str] = &[
     // SPEC §13.
     "ARTIFACTS_AUDIT_DAYS",
     "ARTIFACTS_EVENT_BUS",
+    // SPEC §17: the console's OIDC sign-in (functions/console).
+    "ARTIFACTS_OIDC_ISSUER",
+    "ARTIFACTS_OIDC_CLIENT_ID",
+    "ARTIFACTS_OIDC_SCOPES",
+    "ARTIFACTS_OIDC_TOKEN_ORIGIN",
 ];
 
 /// Read by the code, never deployed: local development only (SPEC §9).

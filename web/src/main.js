@@ -3,7 +3,7 @@
 
 import './style.css';
 import { ApiError, SignedOut, whenSignedOut } from './api.js';
-import { claims, signIn, signOut, takeTokenFromFragment, token } from './auth.js';
+import { beginSignIn, claims, completeSignIn, loadConfig, signIn, signOut, takeTokenFromFragment, token } from './auth.js';
 import { fill, h, say } from './dom.js';
 import { artifactView } from './views/artifact.js';
 import { libraryView } from './views/library.js';
@@ -12,6 +12,8 @@ import { runView } from './views/run.js';
 const mainEl = document.getElementById('main');
 const who = document.getElementById('who');
 let signInReason = '';
+/** The OIDC sign-in configuration (`/console/config.json`), or null. */
+let oidc = null;
 
 takeTokenFromFragment();
 
@@ -55,19 +57,43 @@ function signInView() {
   document.title = 'Sign in · Artifacts console';
   const main = mainEl;
   const input = h('textarea', { id: 'token', name: 'token', rows: 4, required: true, autocomplete: 'off', spellcheck: 'false' });
-  fill(main,
-    h('h1', {}, 'Sign in'),
-    signInReason ? h('p.warn', { role: 'alert' }, signInReason) : null,
-    h('p', {}, 'Open the console URL that ', h('code', {}, 'make dev'), ' prints, or paste a token.'),
-    h('form.signin', {
-      onsubmit: (e) => {
-        e.preventDefault();
-        if (!input.value.trim()) return;
-        signIn(input.value);
-        signInReason = '';
-        render();
-      },
-    }, h('label', { for: 'token' }, 'Bearer token'), input, h('button', { type: 'submit' }, 'Sign in')));
+  const tokenForm = h('form.signin', {
+    onsubmit: (e) => {
+      e.preventDefault();
+      if (!input.value.trim()) return;
+      signIn(input.value);
+      signInReason = '';
+      render();
+    },
+  }, h('label', { for: 'token' }, 'Bearer token'), input, h('button', { type: 'submit' }, 'Sign in'));
+  const reason = signInReason ? h('p.warn', { role: 'alert' }, signInReason) : null;
+  if (!oidc) {
+    fill(main, h('h1', {}, 'Sign in'), reason,
+      h('p', {}, 'Open the console URL that ', h('code', {}, 'make dev'), ' prints, or paste a token.'),
+      tokenForm);
+    return;
+  }
+  // Deployed: the identity provider first; a token (a CI one, a dev one)
+  // stays possible behind a disclosure.
+  let host = oidc.issuer;
+  try { host = new URL(oidc.issuer).host; } catch { /* shown as configured */ }
+  const button = h('button.primary', {
+    type: 'button',
+    onclick: async () => {
+      button.disabled = true;
+      say('Going to the identity provider…');
+      try {
+        await beginSignIn(oidc);
+      } catch (err) {
+        signInReason = err.message;
+        signInView();
+      }
+    },
+  }, `Sign in with ${host}`);
+  fill(main, h('h1', {}, 'Sign in'), reason,
+    h('p', {}, 'Sign in with your organisation\'s identity provider.'),
+    h('p', {}, button),
+    h('details.signin-token', {}, h('summary', {}, 'Use a token instead'), tokenForm));
 }
 
 function route(pathname) {
@@ -118,4 +144,13 @@ export async function render() {
   }
 }
 
-render();
+// The sign-in configuration first (it decides the sign-in page), then a
+// callback from the identity provider, if this is one.
+async function start() {
+  oidc = await loadConfig();
+  const outcome = await completeSignIn(oidc);
+  if (outcome) signInReason = outcome;
+  render();
+}
+
+start();

@@ -10,7 +10,12 @@
 //! - every answer carries a strict policy: a CSP with no inline script or
 //!   style, no framing, no referrer, no sniffing. `connect-src` names the
 //!   API's own origin and the object store's, which the browser reaches for
-//!   presigned uploads and for large downloads (303 to a presigned GET).
+//!   presigned uploads and for large downloads (303 to a presigned GET),
+//!   and, when OIDC sign-in is configured, the issuer's origin (discovery)
+//!   and the token endpoint's (the issuer's unless configured apart);
+//! - `/console/config.json` is the sign-in configuration (`no-store`):
+//!   `{"oidc": {"issuer", "clientId", "scopes"}}`, or `{"oidc": null}` when
+//!   no client id is configured (dev sign-in by token only).
 //!
 //! No principal is needed to load the app (it holds no data); every API call
 //! it makes carries the user's token.
@@ -33,19 +38,133 @@ pub const ROUTES: &[Route] = &[(Method::GET, ROOT), (Method::GET, CONSOLE)];
 const HASHED_DIR: &str = "assets/";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const NO_CACHE: &str = "no-cache";
+/// The sign-in configuration's file name under `/console/`.
+const CONFIG: &str = "config.json";
+const NO_STORE: &str = "no-store";
+
+/// Scopes asked for when `ARTIFACTS_OIDC_SCOPES` is not set.
+pub const DEFAULT_SCOPES: &str = "openid artifacts:read artifacts:write";
+
+/// Deployed sign-in: OIDC authorization code + PKCE (SPEC §17), done by the
+/// browser against `issuer` (its discovery document) as the public client
+/// `client_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Oidc {
+    pub issuer: String,
+    pub client_id: String,
+    pub scopes: String,
+    /// The token endpoint's origin when it is not the issuer's (Cognito:
+    /// discovery on `cognito-idp.<region>.amazonaws.com`, token endpoint on
+    /// the hosted UI's domain).
+    pub token_origin: Option<String>,
+}
+
+impl Oidc {
+    /// From `ARTIFACTS_OIDC_ISSUER`, `ARTIFACTS_OIDC_CLIENT_ID`,
+    /// `ARTIFACTS_OIDC_SCOPES` (optional) and `ARTIFACTS_OIDC_TOKEN_ORIGIN`
+    /// (optional); `None` when no client id is set.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, String> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let Some(client_id) = get("ARTIFACTS_OIDC_CLIENT_ID") else {
+            return Ok(None);
+        };
+        if !client_id
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+        {
+            return Err(format!(
+                "ARTIFACTS_OIDC_CLIENT_ID {client_id:?} is not a client id"
+            ));
+        }
+        let issuer = get("ARTIFACTS_OIDC_ISSUER")
+            .ok_or("ARTIFACTS_OIDC_ISSUER must be set when ARTIFACTS_OIDC_CLIENT_ID is")?;
+        if origin(&issuer).is_none_or(|o| !secure_origin(&o)) {
+            return Err(format!(
+                "ARTIFACTS_OIDC_ISSUER {issuer:?} is not an https URL (http only on loopback)"
+            ));
+        }
+        let scopes = get("ARTIFACTS_OIDC_SCOPES").unwrap_or_else(|| DEFAULT_SCOPES.to_owned());
+        if !scopes.split(' ').all(|s| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+        }) {
+            return Err(format!(
+                "ARTIFACTS_OIDC_SCOPES {scopes:?} must be scope names separated by single spaces"
+            ));
+        }
+        let token_origin = match get("ARTIFACTS_OIDC_TOKEN_ORIGIN") {
+            None => None,
+            Some(url) => Some(
+                origin(&url)
+                    .filter(|o| secure_origin(o) && url.trim_end_matches('/') == o)
+                    .ok_or_else(|| {
+                        format!(
+                            "ARTIFACTS_OIDC_TOKEN_ORIGIN {url:?} is not an https origin \
+                             (scheme://host[:port], no path)"
+                        )
+                    })?,
+            ),
+        };
+        Ok(Some(Oidc {
+            issuer,
+            client_id,
+            scopes,
+            token_origin,
+        }))
+    }
+
+    /// The origins the browser reaches: the issuer's (discovery and, unless
+    /// configured apart, the token endpoint) and the token endpoint's.
+    fn origins(&self) -> Vec<String> {
+        let mut origins: Vec<String> = origin(&self.issuer).into_iter().collect();
+        if let Some(token) = &self.token_origin
+            && !origins.contains(token)
+        {
+            origins.push(token.clone());
+        }
+        origins
+    }
+}
 
 /// The console's configuration: the origins the browser may connect to
-/// besides its own.
+/// besides its own, and the sign-in it offers.
 #[derive(Debug, Clone)]
 pub struct Console {
     csp: String,
+    config: String,
 }
 
 impl Console {
-    /// `extra_connect`: origins (scheme://host[:port]) for `connect-src`.
+    /// `extra_connect`: origins (scheme://host[:port]) for `connect-src`;
+    /// dev sign-in only.
     pub fn new(extra_connect: &[String]) -> Self {
+        Self::with_oidc(extra_connect, None)
+    }
+
+    /// As [`Console::new`], offering OIDC sign-in when `oidc` is given.
+    pub fn with_oidc(extra_connect: &[String], oidc: Option<Oidc>) -> Self {
         let mut connect = vec!["'self'".to_owned()];
         connect.extend(extra_connect.iter().cloned());
+        if let Some(oidc) = &oidc {
+            for o in oidc.origins() {
+                if !connect.contains(&o) {
+                    connect.push(o);
+                }
+            }
+        }
+        let config = serde_json::json!({
+            "oidc": oidc.as_ref().map(|o| serde_json::json!({
+                "issuer": o.issuer,
+                "clientId": o.client_id,
+                "scopes": o.scopes,
+            })),
+        })
+        .to_string();
         let csp = format!(
             "default-src 'none'; script-src 'self'; style-src 'self'; \
              img-src 'self' blob: data:; font-src 'self'; connect-src {}; \
@@ -53,21 +172,23 @@ impl Console {
              frame-ancestors 'none'; object-src 'none'",
             connect.join(" ")
         );
-        Console { csp }
+        Console { csp, config }
     }
 
     /// The object store's origin: the emulator's (`AWS_ENDPOINT_URL`, path-
-    /// style) or the bucket's regional S3 endpoints.
+    /// style) or the bucket's regional S3 endpoints; OIDC sign-in as
+    /// [`Oidc::from_lookup`] reads it.
     pub fn from_env() -> Result<Self, String> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let oidc = Oidc::from_lookup(&lookup)?;
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         if let Some(endpoint) = get("AWS_ENDPOINT_URL") {
             let origin = origin(&endpoint)
                 .ok_or_else(|| format!("AWS_ENDPOINT_URL {endpoint:?} is not an http(s) URL"))?;
-            return Ok(Self::new(&[origin]));
+            return Ok(Self::with_oidc(&[origin], oidc));
         }
         let bucket = get("ARTIFACTS_BUCKET").ok_or("ARTIFACTS_BUCKET must be set")?;
         let region = get("AWS_REGION").ok_or("AWS_REGION must be set")?;
@@ -80,15 +201,31 @@ impl Console {
         {
             return Err("ARTIFACTS_BUCKET / AWS_REGION are not valid S3 names".into());
         }
-        Ok(Self::new(&[
-            format!("https://{bucket}.s3.{region}.amazonaws.com"),
-            format!("https://{bucket}.s3.amazonaws.com"),
-        ]))
+        Ok(Self::with_oidc(
+            &[
+                format!("https://{bucket}.s3.{region}.amazonaws.com"),
+                format!("https://{bucket}.s3.amazonaws.com"),
+            ],
+            oidc,
+        ))
     }
 
     pub fn content_security_policy(&self) -> &str {
         &self.csp
     }
+
+    /// The body of `/console/config.json`.
+    pub fn sign_in_config(&self) -> &str {
+        &self.config
+    }
+}
+
+/// https, or http on a loopback host (local tests and `make dev`).
+fn secure_origin(origin: &str) -> bool {
+    origin.starts_with("https://")
+        || ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|h| origin == *h || origin.strip_prefix(h).is_some_and(|p| p.starts_with(':')))
 }
 
 /// `scheme://host[:port]` of an http(s) URL.
@@ -98,7 +235,13 @@ fn origin(url: &str) -> Option<String> {
         return None;
     }
     let authority = rest.split(['/', '?', '#']).next()?;
-    if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace) {
+    // Host names, IPv4/IPv6 literals and a port only: nothing that could
+    // end a CSP directive or add a source to it.
+    if authority.is_empty()
+        || !authority
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    {
         return None;
     }
     Some(format!("{scheme}://{authority}"))
@@ -115,13 +258,21 @@ pub async fn handler(
 }
 
 #[tracing::instrument(skip_all)]
-fn serve(_console: &Console, req: &Request) -> artifacts::Result<Response<Body>> {
+fn serve(console: &Console, req: &Request) -> artifacts::Result<Response<Body>> {
     let route = http::route(req, ROUTES)?;
     let wanted = if route.path == ROOT {
         "index.html"
     } else {
         route.param("proxy")
     };
+    if route.path == CONSOLE && wanted == CONFIG {
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CACHE_CONTROL, NO_STORE)
+            .body(Body::Text(console.sign_in_config().to_owned()))
+            .map_err(|e| Error::upstream("console", e));
+    }
     if let Some(bytes) = asset(wanted) {
         let cache = if wanted.starts_with(HASHED_DIR) {
             IMMUTABLE
@@ -224,6 +375,8 @@ mod tests {
             Some("https://s3.example.com")
         );
         for bad in [
+            "https://a;b",
+            "https://a'b",
             "ftp://x",
             "127.0.0.1:4566",
             "http://",
@@ -261,6 +414,94 @@ mod tests {
             _ => None,
         });
         assert!(injected.is_err());
+    }
+
+    fn oidc_env(name: &str) -> Option<String> {
+        match name {
+            "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:4566".into()),
+            "ARTIFACTS_OIDC_ISSUER" => {
+                Some("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Ab".into())
+            }
+            "ARTIFACTS_OIDC_CLIENT_ID" => Some("5abc".into()),
+            "ARTIFACTS_OIDC_TOKEN_ORIGIN" => {
+                Some("https://acme.auth.eu-west-1.amazoncognito.com".into())
+            }
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_sign_in_configuration_and_its_origins() {
+        // Not configured: dev sign-in only, nothing added to the policy.
+        let dev = Console::from_lookup(|n| {
+            (n == "AWS_ENDPOINT_URL" || n == "ARTIFACTS_OIDC_ISSUER")
+                .then(|| "https://127.0.0.1:4566".to_owned())
+        })
+        .unwrap();
+        assert_eq!(dev.sign_in_config(), r#"{"oidc":null}"#);
+        assert!(
+            dev.content_security_policy()
+                .contains("connect-src 'self' https://127.0.0.1:4566;")
+        );
+
+        let console = Console::from_lookup(oidc_env).unwrap();
+        let config: serde_json::Value = serde_json::from_str(console.sign_in_config()).unwrap();
+        assert_eq!(
+            config,
+            serde_json::json!({"oidc": {
+                "issuer": "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Ab",
+                "clientId": "5abc",
+                "scopes": DEFAULT_SCOPES,
+            }})
+        );
+        assert!(console.content_security_policy().contains(
+            "connect-src 'self' http://127.0.0.1:4566 https://cognito-idp.eu-west-1.amazonaws.com \
+             https://acme.auth.eu-west-1.amazoncognito.com;"
+        ), "{}", console.content_security_policy());
+
+        // Served at /console/config.json, never cached, with the policy.
+        let req = lambda_http::http::Request::builder()
+            .uri("/console/config.json")
+            .body(Body::Empty)
+            .unwrap();
+        let response = handler(&console, req).await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["cache-control"], NO_STORE);
+        assert_eq!(response.headers()["content-type"], "application/json");
+        assert!(matches!(response.body(), Body::Text(t) if t == console.sign_in_config()));
+        assert!(response.headers().contains_key("content-security-policy"));
+
+        // Bad configuration fails at cold start, naming the variable.
+        let with = |name: &'static str, value: &'static str| {
+            Console::from_lookup(move |n| {
+                if n == name {
+                    Some(value.to_owned())
+                } else {
+                    oidc_env(n)
+                }
+            })
+        };
+        for (name, value) in [
+            ("ARTIFACTS_OIDC_ISSUER", "http://idp.example.com"),
+            (
+                "ARTIFACTS_OIDC_ISSUER",
+                "https://idp.example.com; script-src *",
+            ),
+            ("ARTIFACTS_OIDC_ISSUER", ""),
+            ("ARTIFACTS_OIDC_CLIENT_ID", "a\"b"),
+            ("ARTIFACTS_OIDC_SCOPES", "openid  x"),
+            (
+                "ARTIFACTS_OIDC_TOKEN_ORIGIN",
+                "https://acme.example.com/oauth2/token",
+            ),
+            ("ARTIFACTS_OIDC_TOKEN_ORIGIN", "ftp://acme.example.com"),
+        ] {
+            let err = with(name, value).unwrap_err();
+            assert!(err.contains(name), "{name}={value:?}: {err}");
+        }
+        // Loopback http is fine (tests), a trailing slash on the origin too.
+        assert!(with("ARTIFACTS_OIDC_ISSUER", "http://127.0.0.1:8080/realm").is_ok());
+        assert!(with("ARTIFACTS_OIDC_TOKEN_ORIGIN", "https://a.example.com/").is_ok());
     }
 
     async fn get(method: &str, path: &str) -> Response<Body> {
