@@ -1156,6 +1156,11 @@ pub async fn bundle(env: &TestEnv, call: Call) -> Response<Body> {
     answered(artifacts_bundle::handler(&env.store, call.request()).await)
 }
 
+/// [`bundle`] with another store (one whose SDK clients inject faults or count calls).
+pub async fn bundle_with(store: &Store, call: Call) -> Response<Body> {
+    answered(artifacts_bundle::handler(store, call.request()).await)
+}
+
 pub async fn presign(env: &TestEnv, call: Call) -> Response<Body> {
     answered(artifacts_presign::handler(&env.store, call.request()).await)
 }

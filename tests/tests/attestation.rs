@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use artifacts::attestation::{self, Dsse, Statement};
 use artifacts::uploads::PresignedUpload;
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_kms::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_kms::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_kms::error::BoxError;
@@ -88,6 +89,25 @@ impl Scratch {
             .current_dir(self.path())
             .output()
             .expect("run the Python verifier");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    /// Python `cryptography` on a bundle in this directory
+    /// (scripts/verify_bundle.py): (verified, what it printed).
+    fn python_bundle(&self, zip: &str) -> (bool, String) {
+        let out = Command::new(root().join(".venv/bin/python"))
+            .arg(root().join("scripts/verify_bundle.py"))
+            .args(["key.pem", zip])
+            .current_dir(self.path())
+            .output()
+            .expect("run the Python bundle verifier");
         (
             out.status.success(),
             format!(
@@ -772,4 +792,258 @@ async fn the_backfill_signs_unsigned_versions_once() {
         env.store.backfill_attestations("evil", &id, 10).await,
         Err(artifacts::Error::NotFound(_))
     ));
+}
+
+// ---------------------------------------------------------------------------
+// Bundles (SPEC §7, §18): MANIFEST.json.sig.
+
+/// The manifest, its signature entry and the files of a bundle ZIP, in order.
+fn bundle_entries(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).unwrap();
+    (0..zip.len())
+        .map(|i| {
+            let mut entry = zip.by_index(i).unwrap();
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).unwrap();
+            (entry.name().to_owned(), data)
+        })
+        .collect()
+}
+
+/// The org's kept manifest signatures (items under `{org}#BS`).
+async fn kept_signatures(env: &TestEnv, org: &str) -> Vec<HashMap<String, AttributeValue>> {
+    env.dynamodb()
+        .query()
+        .table_name(&env.resources.table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            AttributeValue::S(artifacts::metadata::bundle_signature_pk(org)),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default()
+}
+
+/// A bundle through the real handler with `store`: (status, ETag, bytes).
+async fn bundle_of(store: &artifacts::Store, caller: &Caller) -> (u16, String, Vec<u8>) {
+    let r = harness::bundle_with(store, Call::bundle(WF).by(caller)).await;
+    (
+        r.status().as_u16(),
+        header(&r, "etag").unwrap_or_default().to_owned(),
+        bytes(&r),
+    )
+}
+
+/// Measured, printed and bounded: a selection costs one KMS `Sign` when it
+/// is first bundled and none after (the signature is kept), so the same
+/// selection gives the same bytes; a new version is a new selection, with a
+/// new ETag and signature. Also: every entry names its attestation's digest,
+/// and the independent Python verifier accepts the manifest signature.
+#[tokio::test]
+async fn a_selection_is_signed_once_and_a_new_version_is_signed_anew() {
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    let reader = Caller::reader("acme");
+    let key = signing_key(&env).await;
+    let plan = content(3_000, 1);
+    let (plan_id, _) = put(&env, &alice, "plan.bin", &plan).await;
+    let (report_id, _) = put(&env, &alice, "docs/report.txt", &content(120_000, 2)).await;
+    let kms = Kms::default();
+    let counted = kms.store(&env);
+
+    let started = Instant::now();
+    let (status, etag, first) = bundle_of(&counted, &reader).await;
+    let first_build = started.elapsed();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&first));
+    assert_eq!(kms.count("Sign"), 1, "{:?}", kms.requests);
+    assert_eq!(kms.count("Decrypt"), 2, "one data key per file");
+    assert_eq!(kms.total(), 3, "and nothing else: {:?}", kms.requests);
+
+    let entries = bundle_entries(&first);
+    let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "MANIFEST.json",
+            "MANIFEST.json.sig",
+            "docs/report.txt",
+            "plan.bin"
+        ]
+    );
+    let (manifest, sig) = (&entries[0].1, &entries[1].1);
+    let read = artifacts_attest::verify_manifest(manifest, sig, &key.1).unwrap();
+    let dsse: Dsse = serde_json::from_slice(sig).unwrap();
+    assert_eq!(
+        dsse.payload_type,
+        "application/vnd.artifacts.bundle-manifest+json"
+    );
+    assert_eq!(dsse.signatures[0].keyid, key.2);
+    assert_eq!(etag, format!("\"{}\"", sha_hex(manifest)));
+    for (file, id) in read.files.iter().zip([&report_id, &plan_id]) {
+        let served = fetch_attestation(&env, &alice, id, 1).await;
+        assert_eq!(
+            file.attestation_sha256.as_deref(),
+            Some(sha_hex(&served).as_str())
+        );
+    }
+    // An attestation's verifier does not take a manifest signature.
+    assert!(attestation::verify(sig, &key.1).is_err());
+
+    // Independently: Python `cryptography` (scripts/verify_bundle.py).
+    let scratch = Scratch::new(&key.0, b"{}", b"");
+    std::fs::write(scratch.path().join("run.zip"), &first).unwrap();
+    let (ok, out) = scratch.python_bundle("run.zip");
+    assert!(ok, "Python rejects a good bundle: {out}");
+
+    // The same selection again: the same bytes, no KMS request at all.
+    let started = Instant::now();
+    let (status, again_etag, again) = bundle_of(&counted, &reader).await;
+    let repeated_build = started.elapsed();
+    assert_eq!(status, 200);
+    assert_eq!(again_etag, etag);
+    assert!(again == first, "same selection, same bytes");
+    assert_eq!(kms.count("Sign"), 1, "no second Sign: {:?}", kms.requests);
+    assert_eq!(kms.count("Decrypt"), 4, "only the data keys again");
+    assert_eq!(kms.total(), 5, "{:?}", kms.requests);
+    assert_eq!(kms_signatures_kept(&env).await, 1);
+
+    // A new version: a new selection, ETag and signature.
+    put(&env, &alice, "plan.bin", &content(3_000, 3)).await;
+    let (status, new_etag, changed) = bundle_of(&counted, &reader).await;
+    assert_eq!(status, 200);
+    assert_ne!(new_etag, etag);
+    assert_eq!(kms.count("Sign"), 2);
+    let entries = bundle_entries(&changed);
+    let read = artifacts_attest::verify_manifest(&entries[0].1, &entries[1].1, &key.1).unwrap();
+    assert_eq!(read.files[1].version, 2);
+    assert_ne!(entries[1].1, bundle_entries(&first)[1].1);
+    assert_eq!(kms_signatures_kept(&env).await, 2);
+
+    let sign_alone = {
+        let started = Instant::now();
+        counted
+            .signer
+            .sign(&attestation::pae(
+                attestation::MANIFEST_PAYLOAD_TYPE,
+                manifest,
+            ))
+            .await
+            .unwrap();
+        started.elapsed()
+    };
+    eprintln!(
+        "bundle signature cost: KMS requests per bundle of 2 files: first build 1 Sign + 2 \
+         Decrypt (data keys), repeated 0 Sign + 2 Decrypt; first build {:.1} ms, repeated {:.1} ms, \
+         one KMS Sign alone {:.1} ms",
+        ms(first_build),
+        ms(repeated_build),
+        ms(sign_alone)
+    );
+}
+
+async fn kms_signatures_kept(env: &TestEnv) -> usize {
+    kept_signatures(env, "acme").await.len()
+}
+
+/// Two builds of one new selection at once: both answer the same bytes and
+/// one signature is kept (the loser of the conditional write uses the
+/// winner's).
+#[tokio::test]
+async fn concurrent_builds_of_a_new_selection_end_with_one_signature() {
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    let reader = Caller::reader("acme");
+    let key = signing_key(&env).await;
+    put(&env, &alice, "a.txt", &content(2_000, 5)).await;
+    for round in 0..3 {
+        put(&env, &alice, "b.txt", &content(2_000, 6 + round)).await;
+        let (a, b) = tokio::join!(
+            bundle_of(&env.store, &reader),
+            bundle_of(&env.store, &reader)
+        );
+        assert_eq!((a.0, b.0), (200, 200));
+        assert!(
+            a.2 == b.2,
+            "round {round}: both builds answer the same bytes"
+        );
+        let entries = bundle_entries(&a.2);
+        artifacts_attest::verify_manifest(&entries[0].1, &entries[1].1, &key.1).unwrap();
+    }
+    assert_eq!(kms_signatures_kept(&env).await, 3, "one per selection");
+}
+
+/// Signing is part of the bundle: with KMS `Sign` failing, the bundle
+/// request is a 500 problem and nothing is kept; KMS back, it is signed.
+#[tokio::test]
+async fn a_failing_kms_sign_fails_the_bundle_and_keeps_nothing() {
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    let reader = Caller::reader("acme");
+    put(&env, &alice, "plan.bin", &content(4_000, 8)).await;
+    let kms = Kms {
+        fail_sign: Arc::new(AtomicBool::new(true)),
+        ..Kms::default()
+    };
+    let faulty = kms.store(&env);
+
+    let r = harness::bundle_with(&faulty, Call::bundle(WF).by(&reader)).await;
+    assert_eq!(r.status(), 500, "{}", String::from_utf8_lossy(&bytes(&r)));
+    assert_eq!(header(&r, "content-type"), Some("application/problem+json"));
+    assert!(kms.count("Sign") >= 1, "the fault was injected");
+    assert_eq!(kms_signatures_kept(&env).await, 0, "no signature kept");
+
+    kms.fail_sign.store(false, Ordering::SeqCst);
+    let (status, _, body) = bundle_of(&faulty, &reader).await;
+    assert_eq!(status, 200);
+    let key = signing_key(&env).await;
+    let entries = bundle_entries(&body);
+    artifacts_attest::verify_manifest(&entries[0].1, &entries[1].1, &key.1).unwrap();
+    assert_eq!(kms_signatures_kept(&env).await, 1);
+}
+
+/// A version committed before attestations existed has none: its entry's
+/// `attestationSha256` is null, and the backfill changes the manifest, so
+/// the ETag and the signature.
+#[tokio::test]
+async fn an_unsigned_version_is_null_in_the_manifest_until_backfilled() {
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    let reader = Caller::reader("acme");
+    let (id, _) = put(&env, &alice, "old.bin", &content(1_000, 9)).await;
+    env.dynamodb()
+        .update_item()
+        .table_name(&env.resources.table)
+        .key(
+            "pk",
+            AttributeValue::S(artifacts::metadata::artifact_pk("acme", &id)),
+        )
+        .key("sk", AttributeValue::S(artifacts::metadata::version_sk(1)))
+        .update_expression("REMOVE attestation")
+        .send()
+        .await
+        .unwrap();
+    let key = signing_key(&env).await;
+    let (status, etag, before) = bundle_of(&env.store, &reader).await;
+    assert_eq!(status, 200);
+    let entries = bundle_entries(&before);
+    let read = artifacts_attest::verify_manifest(&entries[0].1, &entries[1].1, &key.1).unwrap();
+    assert_eq!(read.files[0].attestation_sha256, None);
+    assert!(String::from_utf8_lossy(&entries[0].1).contains("\"attestationSha256\": null"));
+
+    env.store
+        .backfill_attestations("acme", &id, 10)
+        .await
+        .unwrap();
+    let (status, new_etag, after) = bundle_of(&env.store, &reader).await;
+    assert_eq!(status, 200);
+    assert_ne!(new_etag, etag, "a backfilled attestation changes the ETag");
+    let entries = bundle_entries(&after);
+    let read = artifacts_attest::verify_manifest(&entries[0].1, &entries[1].1, &key.1).unwrap();
+    let served = fetch_attestation(&env, &alice, &id, 1).await;
+    assert_eq!(read.files[0].attestation_sha256, Some(sha_hex(&served)));
 }

@@ -1188,9 +1188,14 @@ async fn a_bundle_is_verified_and_a_link_serves_without_a_token() {
     );
     // Independently: the ZIP holds exactly the files put.
     let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
-    assert_eq!(archive.len(), 51, "MANIFEST.json + 50 files");
+    assert_eq!(
+        archive.len(),
+        52,
+        "MANIFEST.json + its signature + 50 files"
+    );
     let first = archive.by_index(0).unwrap().name().to_owned();
     assert_eq!(first, "MANIFEST.json");
+    assert_eq!(archive.by_index(1).unwrap().name(), "MANIFEST.json.sig");
     // A prefix selects; a byte changed on the wire fails verification (1)
     // and leaves nothing at the target name.
     let part = out.join("part-1.zip");
