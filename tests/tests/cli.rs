@@ -1684,8 +1684,11 @@ async fn rm_restore_and_audit_round_trip() {
 // ---------------------------------------------------------------------------
 // Signed bundles and attestations, verified offline (SPEC §18).
 
-/// A bundle's entries in order: (name, bytes).
-fn zip_entries(path: &Path) -> Vec<(String, Vec<u8>)> {
+/// A ZIP's entries in order: (name, bytes).
+type Entries = Vec<(String, Vec<u8>)>;
+
+/// A bundle's entries in order.
+fn zip_entries(path: &Path) -> Entries {
     use std::io::Read;
     let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
     (0..zip.len())
@@ -1833,7 +1836,7 @@ async fn signed_bundles_and_attestations_verify_offline() {
         data[at] ^= 0x01;
         e
     };
-    let cases: Vec<(&str, Vec<(String, Vec<u8>)>, &str)> = vec![
+    let cases: Vec<(&str, Entries, &str)> = vec![
         (
             "a file's byte",
             flip(1_000, "small/notes.md"),
