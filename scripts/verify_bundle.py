@@ -21,30 +21,18 @@ import json
 import sys
 import zipfile
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+# The DSSE pieces are the attestation verifier's (the same directory).
+from verify_attestation import fail, load_p256_key, signed
 
 PAYLOAD_TYPE = "application/vnd.artifacts.bundle-manifest+json"
-
-
-def pae(payload_type: str, payload: bytes) -> bytes:
-    t = payload_type.encode("utf-8")
-    return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
-
-
-def fail(why: str) -> int:
-    print(f"FAILED: {why}", file=sys.stderr)
-    return 1
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
-    with open(argv[1], "rb") as f:
-        key = serialization.load_pem_public_key(f.read())
-    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+    key = load_p256_key(argv[1])
+    if key is None:
         return fail("the key is not a P-256 public key")
     with zipfile.ZipFile(argv[2]) as z:
         infos = z.infolist()
@@ -63,20 +51,7 @@ def main(argv: list[str]) -> int:
         payload = base64.b64decode(envelope["payload"], validate=True)
         if payload != manifest_bytes:
             return fail(f"{manifest_name}: not the bytes {sig_name} signs")
-        message = pae(envelope["payloadType"], payload)
-        verified = False
-        for signature in envelope.get("signatures", []):
-            try:
-                key.verify(
-                    base64.b64decode(signature["sig"]),
-                    message,
-                    ec.ECDSA(hashes.SHA256()),
-                )
-                verified = True
-                break
-            except (InvalidSignature, ValueError):
-                continue
-        if not verified:
+        if not signed(key, envelope, payload):
             return fail(f"{sig_name}: no signature verifies with this key")
         manifest = json.loads(manifest_bytes)
         expected = {f["path"]: f for f in manifest["files"]}

@@ -797,20 +797,6 @@ async fn the_backfill_signs_unsigned_versions_once() {
 // ---------------------------------------------------------------------------
 // Bundles (SPEC §7, §18): MANIFEST.json.sig.
 
-/// The manifest, its signature entry and the files of a bundle ZIP, in order.
-fn bundle_entries(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
-    use std::io::Read;
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).unwrap();
-    (0..zip.len())
-        .map(|i| {
-            let mut entry = zip.by_index(i).unwrap();
-            let mut data = Vec::new();
-            entry.read_to_end(&mut data).unwrap();
-            (entry.name().to_owned(), data)
-        })
-        .collect()
-}
-
 /// The org's kept manifest signatures (items under `{org}#BS`).
 async fn kept_signatures(env: &TestEnv, org: &str) -> Vec<HashMap<String, AttributeValue>> {
     env.dynamodb()
@@ -864,7 +850,7 @@ async fn a_selection_is_signed_once_and_a_new_version_is_signed_anew() {
     assert_eq!(kms.count("Decrypt"), 2, "one data key per file");
     assert_eq!(kms.total(), 3, "and nothing else: {:?}", kms.requests);
 
-    let entries = bundle_entries(&first);
+    let entries = harness::zip_entries(&first);
     let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
@@ -918,10 +904,10 @@ async fn a_selection_is_signed_once_and_a_new_version_is_signed_anew() {
     assert_eq!(status, 200);
     assert_ne!(new_etag, etag);
     assert_eq!(kms.count("Sign"), 2);
-    let entries = bundle_entries(&changed);
+    let entries = harness::zip_entries(&changed);
     let read = artifacts_attest::verify_manifest(&entries[0].1, &entries[1].1, &key.1).unwrap();
     assert_eq!(read.files[1].version, 2);
-    assert_ne!(entries[1].1, bundle_entries(&first)[1].1);
+    assert_ne!(entries[1].1, harness::zip_entries(&first)[1].1);
     assert_eq!(kms_signatures_kept(&env).await, 2);
 
     let sign_alone = {
@@ -971,7 +957,7 @@ async fn concurrent_builds_of_a_new_selection_end_with_one_signature() {
             a.2 == b.2,
             "round {round}: both builds answer the same bytes"
         );
-        let entries = bundle_entries(&a.2);
+        let entries = harness::zip_entries(&a.2);
         artifacts_attest::verify_manifest(&entries[0].1, &entries[1].1, &key.1).unwrap();
     }
     assert_eq!(kms_signatures_kept(&env).await, 3, "one per selection");
@@ -1001,7 +987,7 @@ async fn a_failing_kms_sign_fails_the_bundle_and_keeps_nothing() {
     let (status, _, body) = bundle_of(&faulty, &reader).await;
     assert_eq!(status, 200);
     let key = signing_key(&env).await;
-    let entries = bundle_entries(&body);
+    let entries = harness::zip_entries(&body);
     artifacts_attest::verify_manifest(&entries[0].1, &entries[1].1, &key.1).unwrap();
     assert_eq!(kms_signatures_kept(&env).await, 1);
 }
@@ -1030,7 +1016,7 @@ async fn an_unsigned_version_is_null_in_the_manifest_until_backfilled() {
     let key = signing_key(&env).await;
     let (status, etag, before) = bundle_of(&env.store, &reader).await;
     assert_eq!(status, 200);
-    let entries = bundle_entries(&before);
+    let entries = harness::zip_entries(&before);
     let read = artifacts_attest::verify_manifest(&entries[0].1, &entries[1].1, &key.1).unwrap();
     assert_eq!(read.files[0].attestation_sha256, None);
     assert!(String::from_utf8_lossy(&entries[0].1).contains("\"attestationSha256\": null"));
@@ -1042,7 +1028,7 @@ async fn an_unsigned_version_is_null_in_the_manifest_until_backfilled() {
     let (status, new_etag, after) = bundle_of(&env.store, &reader).await;
     assert_eq!(status, 200);
     assert_ne!(new_etag, etag, "a backfilled attestation changes the ETag");
-    let entries = bundle_entries(&after);
+    let entries = harness::zip_entries(&after);
     let read = artifacts_attest::verify_manifest(&entries[0].1, &entries[1].1, &key.1).unwrap();
     let served = fetch_attestation(&env, &alice, &id, 1).await;
     assert_eq!(read.files[0].attestation_sha256, Some(sha_hex(&served)));

@@ -1689,16 +1689,7 @@ type Entries = Vec<(String, Vec<u8>)>;
 
 /// A bundle's entries in order.
 fn zip_entries(path: &Path) -> Entries {
-    use std::io::Read;
-    let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
-    (0..zip.len())
-        .map(|i| {
-            let mut entry = zip.by_index(i).unwrap();
-            let mut data = Vec::new();
-            entry.read_to_end(&mut data).unwrap();
-            (entry.name().to_owned(), data)
-        })
-        .collect()
+    harness::zip_entries(&std::fs::read(path).unwrap())
 }
 
 /// A well-formed ZIP (valid CRCs) of `entries`, stored: a tampered bundle
