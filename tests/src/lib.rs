@@ -1170,6 +1170,20 @@ pub fn zip_entries(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// A ZIP of `entries`, stored, with good CRCs: a tampered bundle that only
+/// its manifest and signature can catch.
+pub fn rezip(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, data) in entries {
+        out.start_file(name.as_str(), options).expect("an entry");
+        out.write_all(data).expect("its bytes");
+    }
+    out.finish().expect("the ZIP").into_inner()
+}
+
 /// [`bundle`] with another store (one whose SDK clients inject faults or count calls).
 pub async fn bundle_with(store: &Store, call: Call) -> Response<Body> {
     answered(artifacts_bundle::handler(store, call.request()).await)

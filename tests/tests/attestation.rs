@@ -61,6 +61,22 @@ test "$(jq -r '.subject[0].digest.sha256' payload.json)" = "$(sha256sum < file.b
 echo "subject OK"
 "#;
 
+/// The README's bundle recipe, exactly as documented (standard tools only:
+/// unzip, jq, base64, cmp, openssl, sha256sum), run in a directory holding
+/// `key.pem` and `run.zip`.
+const BUNDLE_RECIPE: &str = r#"set -eu
+unzip -p run.zip MANIFEST.json > manifest.json
+unzip -p run.zip MANIFEST.json.sig > manifest.sig.json
+test "$(jq -r .payloadType manifest.sig.json)" = application/vnd.artifacts.bundle-manifest+json
+jq -j .payload manifest.sig.json | base64 -d | cmp - manifest.json && echo "manifest bytes OK"
+jq -j '.signatures[0].sig' manifest.sig.json | base64 -d > sig.der
+type=$(jq -j .payloadType manifest.sig.json)
+{ printf 'DSSEv1 %d %s %d ' "${#type}" "$type" "$(wc -c < manifest.json)"; cat manifest.json; } > pae.bin
+openssl dgst -sha256 -verify key.pem -signature sig.der pae.bin
+rm -rf files && unzip -q run.zip -d files -x MANIFEST.json MANIFEST.json.sig
+(cd files && jq -r '.files[] | "\(.sha256)  \(.path)"' ../manifest.json | sha256sum -c --quiet) && echo "files OK"
+"#;
+
 /// A scratch directory holding the key, an envelope and a file.
 struct Scratch(PathBuf);
 
@@ -108,6 +124,23 @@ impl Scratch {
             .current_dir(self.path())
             .output()
             .expect("run the Python bundle verifier");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    /// The README's bundle recipe on `run.zip` here: (verified, what it printed).
+    fn openssl_bundle(&self) -> (bool, String) {
+        let out = Command::new("bash")
+            .args(["-c", BUNDLE_RECIPE])
+            .current_dir(self.path())
+            .output()
+            .expect("run the bundle recipe");
         (
             out.status.success(),
             format!(
@@ -885,6 +918,45 @@ async fn a_selection_is_signed_once_and_a_new_version_is_signed_anew() {
     std::fs::write(scratch.path().join("run.zip"), &first).unwrap();
     let (ok, out) = scratch.python_bundle("run.zip");
     assert!(ok, "Python rejects a good bundle: {out}");
+    // And the README's recipe with standard tools, as written.
+    let (ok, out) = scratch.openssl_bundle();
+    assert!(
+        ok,
+        "the README's bundle recipe rejects a good bundle: {out}"
+    );
+    assert!(
+        out.contains("manifest bytes OK")
+            && out.contains("Verified OK")
+            && out.contains("files OK"),
+        "{out}"
+    );
+    // One byte of the manifest, of a file or of the signature changed (and
+    // the ZIP rebuilt with good CRCs): the recipe and Python both fail.
+    let good = harness::zip_entries(&first);
+    for (what, index) in [("manifest", 0), ("signature", 1), ("file", 2)] {
+        let mut tampered = good.clone();
+        let data = &mut tampered[index].1;
+        if index == 1 {
+            let mut envelope: Value = serde_json::from_slice(data).unwrap();
+            let sig = envelope["signatures"][0]["sig"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let mut der = STANDARD.decode(&sig).unwrap();
+            let last = der.len() - 1;
+            der[last] ^= 0x01;
+            envelope["signatures"][0]["sig"] = Value::from(STANDARD.encode(der));
+            *data = serde_json::to_vec(&envelope).unwrap();
+        } else {
+            let at = data.len() / 2;
+            data[at] ^= 0x01;
+        }
+        std::fs::write(scratch.path().join("run.zip"), harness::rezip(&tampered)).unwrap();
+        let (ok, out) = scratch.openssl_bundle();
+        assert!(!ok, "the recipe accepts a changed {what}: {out}");
+        let (ok, out) = scratch.python_bundle("run.zip");
+        assert!(!ok, "Python accepts a changed {what}: {out}");
+    }
 
     // The same selection again: the same bytes, no KMS request at all.
     let started = Instant::now();

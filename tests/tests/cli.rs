@@ -1692,18 +1692,10 @@ fn zip_entries(path: &Path) -> Entries {
     harness::zip_entries(&std::fs::read(path).unwrap())
 }
 
-/// A well-formed ZIP (valid CRCs) of `entries`, stored: a tampered bundle
-/// that only the manifest and its signature can catch.
+/// `entries` as a well-formed ZIP (valid CRCs) at `path`: a tampered
+/// bundle that only the manifest and its signature can catch.
 fn rezip(path: &Path, entries: &[(String, Vec<u8>)]) {
-    use std::io::Write;
-    let mut out = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    let options =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    for (name, data) in entries {
-        out.start_file(name.as_str(), options).unwrap();
-        out.write_all(data).unwrap();
-    }
-    out.finish().unwrap();
+    std::fs::write(path, harness::rezip(entries)).unwrap();
 }
 
 /// Python `cryptography` on a bundle (scripts/verify_bundle.py).
