@@ -1970,6 +1970,37 @@ async fn signed_bundles_and_attestations_verify_offline() {
             .await
         }
     };
+    // As people see it (the README's example).
+    let shown = cli
+        .token(None)
+        .run(&[
+            "verify",
+            file.to_str().unwrap(),
+            "--attestation",
+            att.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ])
+        .await;
+    assert!(shown.expect(0).stdout.contains("verified"), "{shown:?}");
+    eprintln!("{}", shown.stdout);
+    let shown = cli
+        .token(None)
+        .run(&[
+            "verify-bundle",
+            large.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ])
+        .await;
+    assert!(
+        shown
+            .expect(0)
+            .stdout
+            .contains("signature ok, 3 files verified"),
+        "{shown:?}"
+    );
+    eprintln!("{}", shown.stdout);
     let doc = verify(file.clone(), att.clone()).await.expect(0).json();
     assert_eq!(doc["subject"], "wf-signed/small/notes.md");
     assert_eq!(doc["artifactId"], md_id.as_str());
