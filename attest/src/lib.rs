@@ -154,8 +154,8 @@ impl Statement {
     }
 }
 
-/// A bundle's manifest as a verifier reads it (the store writes the same
-/// fields: `shared/src/bundle.rs`).
+/// A bundle's manifest as a verifier reads it (the store writes it with the
+/// same [`ManifestFile`]s: `shared/src/bundle.rs`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Manifest {
@@ -164,7 +164,8 @@ pub struct Manifest {
     pub files: Vec<ManifestFile>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// One file of a bundle's manifest; the store writes this very type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ManifestFile {
     pub path: String,

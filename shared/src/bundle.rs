@@ -115,35 +115,17 @@ impl BundleRequest {
     }
 }
 
-/// One file of a bundle, as `MANIFEST.json` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BundleEntry {
-    pub path: String,
-    pub artifact_id: String,
-    pub version: u64,
-    pub size: u64,
-    pub sha256: String,
-    pub content_type: String,
-    /// Hex SHA-256 of the version's stored attestation (its DSSE JSON
-    /// bytes, as `GET …/attestation` serves them); `null` for a version
-    /// committed before attestations existed.
-    pub attestation_sha256: Option<String>,
-    /// How to read the content of an S3-stored version, from the selection's
-    /// read (not in the manifest); `None` until then, and for inline content.
-    #[serde(skip)]
-    pub(crate) record: Option<VersionRecord>,
-}
+/// One file of a bundle, as `MANIFEST.json` lists it: the verifier crate's
+/// type, so what is written is what verifiers read.
+pub type BundleEntry = crate::attestation::ManifestFile;
 
-impl BundleEntry {
-    /// Known compressed types are stored; anything else is deflated unless
-    /// its first block does not shrink ([`Method::Auto`]).
-    fn method(&self) -> Method {
-        if is_compressed_type(&self.content_type) {
-            Method::Stored
-        } else {
-            Method::Auto
-        }
+/// Known compressed types are stored; anything else is deflated unless its
+/// first block does not shrink ([`Method::Auto`]).
+fn method(entry: &BundleEntry) -> Method {
+    if is_compressed_type(&entry.content_type) {
+        Method::Stored
+    } else {
+        Method::Auto
     }
 }
 
@@ -162,6 +144,10 @@ pub struct Selection {
     /// workflow and every file's path, version, sha256 and attestation
     /// digest: equal digests, equal bytes.
     pub digest: String,
+    /// How to read each S3-stored version's content, by artifact id, from
+    /// the selection's read (inline versions are absent: their item holds
+    /// the bytes and is read when they are written).
+    records: HashMap<String, VersionRecord>,
 }
 
 #[derive(Serialize)]
@@ -173,7 +159,11 @@ struct Manifest<'a> {
 }
 
 impl Selection {
-    fn new(workflow_id: String, mut entries: Vec<BundleEntry>) -> Result<Self> {
+    fn new(
+        workflow_id: String,
+        mut entries: Vec<BundleEntry>,
+        records: HashMap<String, VersionRecord>,
+    ) -> Result<Self> {
         entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
         entries.dedup_by(|a, b| a.path == b.path);
         let manifest_name = manifest_name(&entries);
@@ -190,6 +180,7 @@ impl Selection {
             manifest_name,
             manifest,
             digest,
+            records,
         })
     }
 
@@ -230,7 +221,7 @@ impl Selection {
             [manifest, signature].into_iter().chain(
                 self.entries
                     .iter()
-                    .map(|e| (e.path.len(), e.size, e.method())),
+                    .map(|e| (e.path.len(), e.size, method(e))),
             ),
         )
     }
@@ -430,17 +421,16 @@ impl Store {
                     sha256: record.version.sha256,
                     content_type: record.version.content_type,
                     attestation_sha256: None,
-                    record: None,
                 },
             );
         }
         if selected.is_empty() {
             return Err(Error::NotFound("artifact"));
         }
-        let entries = self
+        let (entries, records) = self
             .with_versions(org, selected.into_values().collect())
             .await?;
-        Selection::new(request.workflow_id.clone(), entries)
+        Selection::new(request.workflow_id.clone(), entries, records)
     }
 
     /// Every entry with its version item read (all at once, batched): the
@@ -452,12 +442,13 @@ impl Store {
         &self,
         org: &str,
         mut entries: Vec<BundleEntry>,
-    ) -> Result<Vec<BundleEntry>> {
+    ) -> Result<(Vec<BundleEntry>, HashMap<String, VersionRecord>)> {
         let keys: Vec<(String, u64)> = entries
             .iter()
             .map(|e| (e.artifact_id.clone(), e.version))
             .collect();
         let mut heads = self.metadata.version_heads(org, &keys).await?;
+        let mut records = HashMap::new();
         for entry in &mut entries {
             let head = heads
                 .remove(&(entry.artifact_id.clone(), entry.version))
@@ -468,9 +459,11 @@ impl Store {
                 ));
             }
             entry.attestation_sha256 = head.attestation_sha256;
-            entry.record = head.record;
+            if let Some(record) = head.record {
+                records.insert(entry.artifact_id.clone(), record);
+            }
         }
-        Ok(entries)
+        Ok((entries, records))
     }
 
     /// Why a pinned artifact is not in the filtered selection.
@@ -540,7 +533,6 @@ impl Store {
                     sha256: artifact.sha256,
                     content_type: artifact.content_type,
                     attestation_sha256: None,
-                    record: None,
                 });
             }
             match next {
@@ -632,7 +624,7 @@ impl Store {
             // S3 content: the record the selection read. Inline content:
             // the item holds the bytes, read now (one GetItem) and dropped
             // once written.
-            let record = match &entry.record {
+            let record = match selection.records.get(&entry.artifact_id) {
                 Some(record) => record.clone(),
                 None => self
                     .metadata
@@ -644,7 +636,7 @@ impl Store {
                     })?,
             };
             let mut reader = self.reader(org, &entry.artifact_id, &record).await?;
-            zip.start_entry(&entry.path, entry.method(), entry.size)
+            zip.start_entry(&entry.path, method(entry), entry.size)
                 .map_err(zip_error)?;
             // The last segment comes out only once the whole object
             // authenticated and matched its SHA-256.
@@ -786,7 +778,6 @@ mod tests {
             sha256: "ab".repeat(32),
             content_type: "text/plain".into(),
             attestation_sha256: None,
-            record: None,
         }
     }
 
@@ -795,6 +786,7 @@ mod tests {
         let a = Selection::new(
             "wf".into(),
             vec![entry("b/x", '1', 1), entry("a", '2', 3), entry("B", '3', 1)],
+            HashMap::new(),
         )
         .unwrap();
         let paths: Vec<_> = a.entries.iter().map(|e| e.path.as_str()).collect();
@@ -802,21 +794,23 @@ mod tests {
         let b = Selection::new(
             "wf".into(),
             vec![entry("a", '2', 3), entry("B", '3', 1), entry("b/x", '1', 1)],
+            HashMap::new(),
         )
         .unwrap();
         assert_eq!(a.digest, b.digest, "input order does not matter");
         let newer = Selection::new(
             "wf".into(),
             vec![entry("a", '2', 4), entry("B", '3', 1), entry("b/x", '1', 1)],
+            HashMap::new(),
         )
         .unwrap();
         assert_ne!(a.digest, newer.digest);
-        let other_wf = Selection::new("wf2".into(), a.entries.clone()).unwrap();
+        let other_wf = Selection::new("wf2".into(), a.entries.clone(), HashMap::new()).unwrap();
         assert_ne!(a.digest, other_wf.digest);
         // A backfilled attestation changes the manifest, so the digest.
         let mut attested = a.entries.clone();
         attested[0].attestation_sha256 = Some("cd".repeat(32));
-        let attested = Selection::new("wf".into(), attested).unwrap();
+        let attested = Selection::new("wf".into(), attested, HashMap::new()).unwrap();
         assert_ne!(a.digest, attested.digest);
         assert_eq!(a.digest, hex::encode(Sha256::digest(&a.manifest)));
         assert_eq!(a.etag(), format!("\"{}\"", a.digest));
@@ -850,7 +844,7 @@ mod tests {
     fn manifest_is_what_verifiers_read_and_bound_is_an_upper_bound() {
         let mut e = entry("\u{e9}", '2', 2);
         e.attestation_sha256 = Some("cd".repeat(32));
-        let s = Selection::new("wf".into(), vec![entry("a", '1', 1), e]).unwrap();
+        let s = Selection::new("wf".into(), vec![entry("a", '1', 1), e], HashMap::new()).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&s.manifest).unwrap();
         assert_eq!(v["format"], FORMAT);
         assert_eq!(v["files"][1]["artifactId"], "2".repeat(32));
