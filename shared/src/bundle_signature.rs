@@ -12,6 +12,9 @@
 //! the winner's signature: both answer the same bytes. The envelope is
 //! rebuilt from the manifest and the kept signature, byte for byte.
 //!
+//! A kept signature by another key than the configured one (the key was
+//! rotated) is replaced by a new one, once.
+//!
 //! The item carries `expiresAt` (the table's TTL) [`KEEP_DAYS`] after it was
 //! made: a selection bundled again after that is signed anew (same
 //! manifest and ETag, another signature).
@@ -38,8 +41,15 @@ impl Store {
         selection: &Selection,
     ) -> Result<Vec<u8>> {
         let (keyid, der) = match self.kept_signature(org, &selection.digest).await? {
-            Some(kept) => kept,
-            None => self.sign_selection(org, selection).await?,
+            Some((keyid, der)) if Some(keyid.as_str()) == self.config.signing_key_id.as_deref() => {
+                (keyid, der)
+            }
+            // None kept, or one by a key that is no longer the signing key
+            // (rotated): sign with the current key and replace it.
+            stale => {
+                self.sign_selection(org, selection, stale.map(|(k, _)| k))
+                    .await?
+            }
         };
         let envelope = Dsse::new(MANIFEST_PAYLOAD_TYPE, &selection.manifest, keyid, &der);
         serde_json::to_vec(&envelope).map_err(|e| Error::upstream("json", e))
@@ -63,15 +73,21 @@ impl Store {
         }
     }
 
-    /// Sign and keep, unless another build kept one first: then theirs.
-    async fn sign_selection(&self, org: &str, selection: &Selection) -> Result<(String, Vec<u8>)> {
+    /// Sign and keep (in place of `stale`, a signature by a former key),
+    /// unless another build kept one first: then theirs.
+    async fn sign_selection(
+        &self,
+        org: &str,
+        selection: &Selection,
+        stale: Option<String>,
+    ) -> Result<(String, Vec<u8>)> {
         let signature = self
             .signer
             .sign(&pae(MANIFEST_PAYLOAD_TYPE, &selection.manifest))
             .await?;
         let now = time::OffsetDateTime::now_utc();
         let expires = now.unix_timestamp() + KEEP_DAYS * 86_400;
-        let written = self
+        let put = self
             .metadata
             .client()
             .put_item()
@@ -84,10 +100,14 @@ impl Store {
                 "workflowId",
                 AttributeValue::S(selection.workflow_id.clone()),
             )
-            .item("expiresAt", AttributeValue::N(expires.to_string()))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
+            .item("expiresAt", AttributeValue::N(expires.to_string()));
+        let put = match stale {
+            None => put.condition_expression("attribute_not_exists(pk)"),
+            Some(former) => put
+                .condition_expression("keyId = :former")
+                .expression_attribute_values(":former", AttributeValue::S(former)),
+        };
+        let written = put.send().await;
         match written {
             Ok(_) => Ok((signature.key_id, signature.der)),
             Err(e)

@@ -1105,3 +1105,55 @@ async fn an_unsigned_version_is_null_in_the_manifest_until_backfilled() {
     let served = fetch_attestation(&env, &alice, &id, 1).await;
     assert_eq!(read.files[0].attestation_sha256, Some(sha_hex(&served)));
 }
+
+/// The signing key rotated: a selection's kept signature by the former key
+/// is replaced once by one of the current key, which is then kept.
+#[tokio::test]
+async fn a_rotated_key_re_signs_a_kept_selection_once() {
+    use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    let reader = Caller::reader("acme");
+    put(&env, &alice, "plan.bin", &content(2_000, 4)).await;
+    let (status, etag, before) = bundle_of(&env.store, &reader).await;
+    assert_eq!(status, 200);
+
+    let kms = aws_sdk_kms::Client::new(&env.sdk);
+    let rotated = kms
+        .create_key()
+        .key_spec(KeySpec::EccNistP256)
+        .key_usage(KeyUsageType::SignVerify)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_id;
+    let counter = Kms::default();
+    let mut config = env.store.config.clone();
+    config.signing_key_id = Some(rotated.clone());
+    let store = artifacts::Store::with_clients(
+        config,
+        env.dynamodb(),
+        env.s3(),
+        aws_sdk_kms::Client::from_conf(
+            aws_sdk_kms::config::Builder::from(&env.sdk)
+                .interceptor(counter.clone())
+                .build(),
+        ),
+    );
+    let new_key = store.signer.public_key().await.unwrap().spki_der;
+    for round in 0..2 {
+        let (status, new_etag, after) = bundle_of(&store, &reader).await;
+        assert_eq!(status, 200);
+        assert_eq!(new_etag, etag, "the manifest did not change");
+        let entries = harness::zip_entries(&after);
+        artifacts_attest::verify_manifest(&entries[0].1, &entries[1].1, &new_key)
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_ne!(entries[1].1, harness::zip_entries(&before)[1].1);
+    }
+    assert_eq!(counter.count("Sign"), 1, "re-signed once, then kept");
+    let kept = kept_signatures(&env, "acme").await;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["keyId"], AttributeValue::S(rotated));
+}
