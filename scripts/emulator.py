@@ -125,6 +125,43 @@ def _write_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+_DIGEST = threading.local()
+
+
+def _kms_signs_digests() -> None:
+    """Make moto's KMS `Sign` honour `MessageType=DIGEST` for ECDSA keys.
+
+    moto ignores the parameter and hashes the digest again, so a signature
+    over a long message (sent, as KMS requires above 4096 bytes, as its
+    SHA-256) would not verify. KMS signs the given digest as it is; so does
+    this, with `Prehashed`. RAW messages are untouched.
+    """
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+    from moto.kms import responses, utils
+
+    digests = {"ECDSA_SHA_256": hashes.SHA256, "ECDSA_SHA_384": hashes.SHA384, "ECDSA_SHA_512": hashes.SHA512}
+    plain_sign = responses.KmsResponse.sign
+    plain_key_sign = utils.ECDSAPrivateKey.sign
+
+    def sign(self: Any) -> str:
+        _DIGEST.on = self._get_param("MessageType") == "DIGEST"
+        try:
+            return plain_sign(self)
+        finally:
+            _DIGEST.on = False
+
+    def key_sign(self: Any, message: bytes, signing_algorithm: str) -> bytes:
+        if not getattr(_DIGEST, "on", False):
+            return plain_key_sign(self, message, signing_algorithm)
+        utils.validate_signing_algorithm(signing_algorithm, self.valid_signing_algorithms)
+        return self.private_key.sign(message, ec.ECDSA(Prehashed(digests[signing_algorithm]())))
+
+    responses.KmsResponse.sign = sign
+    utils.ECDSAPrivateKey.sign = key_sign
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=4566, help="port on 127.0.0.1; 0 picks a free one (default 4566)")
@@ -137,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
     log = logging.getLogger("emulator")
 
+    _kms_signs_digests()
     app = SerializedApp(DomainDispatcherApplication(create_backend_app))
     try:
         server = make_server(HOST, args.port, app, threaded=True, request_handler=MotoRequestHandler)

@@ -37,29 +37,40 @@ def fail(why: str) -> int:
     return 1
 
 
+def load_p256_key(path: str) -> ec.EllipticCurvePublicKey | None:
+    """The PEM public key at `path`, if it is a P-256 key."""
+    with open(path, "rb") as f:
+        key = serialization.load_pem_public_key(f.read())
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        return None
+    return key
+
+
+def signed(key: ec.EllipticCurvePublicKey, envelope: dict, payload: bytes) -> bool:
+    """Whether one of the DSSE envelope's signatures verifies over PAE(type, payload)."""
+    message = pae(envelope["payloadType"], payload)
+    for signature in envelope.get("signatures", []):
+        try:
+            key.verify(base64.b64decode(signature["sig"]), message, ec.ECDSA(hashes.SHA256()))
+            return True
+        except (InvalidSignature, ValueError):
+            continue
+    return False
+
+
 def main(argv: list[str]) -> int:
     if len(argv) not in (3, 4):
         print(__doc__, file=sys.stderr)
         return 2
-    with open(argv[1], "rb") as f:
-        key = serialization.load_pem_public_key(f.read())
-    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+    key = load_p256_key(argv[1])
+    if key is None:
         return fail("the key is not a P-256 public key")
     with open(argv[2], "rb") as f:
         envelope = json.load(f)
     if envelope.get("payloadType") != PAYLOAD_TYPE:
         return fail("unexpected payloadType")
     payload = base64.b64decode(envelope["payload"], validate=True)
-    message = pae(envelope["payloadType"], payload)
-    verified = False
-    for signature in envelope.get("signatures", []):
-        try:
-            key.verify(base64.b64decode(signature["sig"]), message, ec.ECDSA(hashes.SHA256()))
-            verified = True
-            break
-        except (InvalidSignature, ValueError):
-            continue
-    if not verified:
+    if not signed(key, envelope, payload):
         return fail("no signature verifies with this key")
     statement = json.loads(payload)
     if statement.get("_type") != STATEMENT_TYPE or statement.get("predicateType") != PREDICATE_TYPE:

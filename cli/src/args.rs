@@ -76,7 +76,12 @@ pub enum Command {
     Restore(RestoreArgs),
     /// The audit trail: one artifact's, or the org's (admin scope).
     Audit(AuditArgs),
-    // verify: added as its route lands; one more variant here and one module.
+    /// Check a file against its publish attestation, offline (signature and sha256).
+    Verify(VerifyArgs),
+    /// Check a bundle ZIP offline: MANIFEST.json's signature, then every entry against it.
+    VerifyBundle(VerifyBundleArgs),
+    /// Save the public key attestations and bundles verify with (GET /v1/signing-key).
+    Key(KeyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +207,38 @@ pub struct BundleArgs {
     /// Check every entry against MANIFEST.json (sizes, sha256, nothing missing or extra).
     #[arg(long)]
     pub verify: bool,
+    /// Also check MANIFEST.json.sig with this public key (PEM, from `artifacts key`);
+    /// implies --verify.
+    #[arg(long, value_name = "KEY.pem")]
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The downloaded file.
+    pub file: PathBuf,
+    /// Its attestation (DSSE JSON, from GET /v1/artifacts/{id}/versions/{v}/attestation).
+    #[arg(long, short, value_name = "ATTESTATION.json")]
+    pub attestation: PathBuf,
+    /// The signing public key (PEM, from `artifacts key`). Required: the check is offline.
+    #[arg(long, short, value_name = "KEY.pem")]
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyBundleArgs {
+    /// The bundle ZIP.
+    pub file: PathBuf,
+    /// The signing public key (PEM, from `artifacts key`). Required: the check is offline.
+    #[arg(long, short, value_name = "KEY.pem")]
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// Write the PEM here instead of stdout.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

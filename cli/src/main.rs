@@ -15,6 +15,7 @@ mod paths;
 mod put;
 mod refs;
 mod ui;
+mod verify;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -49,7 +50,7 @@ fn token(global: &Global) -> Result<String> {
     Ok(token)
 }
 
-fn context(global: &Global) -> Result<Ctx> {
+fn context(global: &Global, require_token: bool) -> Result<Ctx> {
     let base = global
         .api
         .as_deref()
@@ -61,7 +62,15 @@ fn context(global: &Global) -> Result<Ctx> {
         cap: Duration::from_secs(10),
     };
     Ok(Ctx {
-        api: Api::new(base, token(global)?, retry)?,
+        api: Api::new(
+            base,
+            match token(global) {
+                Ok(t) => t,
+                Err(_) if !require_token => String::new(),
+                Err(e) => return Err(e),
+            },
+            retry,
+        )?,
         format: global.format,
         quiet: global.quiet,
     })
@@ -74,7 +83,26 @@ async fn run(cli: Cli) -> Result<Vec<Kind>> {
         clap_complete::generate(c.shell, &mut command, "artifacts", &mut std::io::stdout());
         return Ok(Vec::new());
     }
-    let ctx = context(&cli.global)?;
+    // Offline: no API, no token.
+    match cli.command {
+        Command::Verify(a) => {
+            return verify::file(cli.global.format, a)
+                .await
+                .map(|()| Vec::new());
+        }
+        Command::VerifyBundle(a) => {
+            return verify::bundle(cli.global.format, a)
+                .await
+                .map(|()| Vec::new());
+        }
+        Command::Key(a) => {
+            // Public: a token is sent when there is one, never required.
+            let ctx = context(&cli.global, false)?;
+            return verify::key(&ctx, a).await.map(|()| Vec::new());
+        }
+        _ => {}
+    }
+    let ctx = context(&cli.global, true)?;
     match cli.command {
         Command::Put(a) => put::run(&ctx, a).await,
         Command::Get(a) => get::run(&ctx, a).await,
@@ -87,7 +115,10 @@ async fn run(cli: Cli) -> Result<Vec<Kind>> {
         Command::Rm(a) => lifecycle::rm(&ctx, a).await,
         Command::Restore(a) => lifecycle::restore(&ctx, a).await,
         Command::Audit(a) => audit::run(&ctx, a).await.map(|()| Vec::new()),
-        Command::Completions(_) => Ok(Vec::new()),
+        Command::Completions(_)
+        | Command::Verify(_)
+        | Command::VerifyBundle(_)
+        | Command::Key(_) => Ok(Vec::new()),
     }
 }
 

@@ -4,10 +4,20 @@
 //! goes in — the latest version of every artifact of the workflow that the
 //! filters (`artifactType`, `prefix`) select, with `pin=<artifactId>:<version>`
 //! overriding versions — reading metadata only. [`Store::bundle`] then writes
-//! the ZIP with [`crate::zip`]: a `MANIFEST.json` first, then the files in
-//! path order, each decrypted segment by segment as it is written and
-//! checked against its recorded SHA-256. The bytes depend only on the
-//! selection (fixed timestamps and order), and so does the ETag.
+//! the ZIP with [`crate::zip`]: a `MANIFEST.json` first, its signature
+//! `MANIFEST.json.sig` second (a DSSE envelope over the manifest's exact
+//! bytes, SPEC §18: [`crate::bundle_signature`]), then the files in path
+//! order, each decrypted segment by segment as it is written and checked
+//! against its recorded SHA-256. The manifest names every file's version,
+//! size, sha256 and the digest of its publish attestation; the selection's
+//! digest is the manifest's, and the signature is made once per digest and
+//! kept, so the bytes depend only on the selection (fixed timestamps and
+//! order), and so does the ETag.
+//!
+//! The selection reads every selected version item up front (one
+//! `BatchGetItem` per 100, no inline content): the attestation digests go
+//! into the manifest, which is signed before the first byte is written, and
+//! the records of S3-stored versions are reused to read their content.
 //!
 //! Up to `ARTIFACTS_DIRECT_MAX_BYTES` (by an upper bound computed up front)
 //! the ZIP is built in memory and returned; any failure is then an error
@@ -29,7 +39,7 @@ use crate::auth::{Principal, Scope};
 use crate::delivery::{DeliveryUpload, delivery_key};
 use crate::error::{Error, Result};
 use crate::http::content_disposition;
-use crate::metadata::{self, path_sk, workflow_pk};
+use crate::metadata::{self, VersionRecord, path_sk, workflow_pk};
 use crate::model::{self, MAX_PATH_BYTES};
 use crate::store::Store;
 use crate::zip::{self, Method, ZipWriter};
@@ -37,7 +47,8 @@ use crate::zip::{self, Method, ZipWriter};
 /// Names this bundle format; part of the ETag, so a change to how the same
 /// selection is written (layout, manifest, compression) changes it too.
 /// Version 2: entries that do not compress are stored, not deflated.
-pub const FORMAT: &str = "artifacts-bundle/2";
+/// Version 3: `MANIFEST.json.sig` second, `attestationSha256` per file.
+pub const FORMAT: &str = "artifacts-bundle/3";
 pub const CONTENT_TYPE: &str = "application/zip";
 /// Most `pin` values one request may carry.
 pub const MAX_PINS: usize = 1000;
@@ -104,27 +115,17 @@ impl BundleRequest {
     }
 }
 
-/// One file of a bundle, as `MANIFEST.json` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BundleEntry {
-    pub path: String,
-    pub artifact_id: String,
-    pub version: u64,
-    pub size: u64,
-    pub sha256: String,
-    pub content_type: String,
-}
+/// One file of a bundle, as `MANIFEST.json` lists it: the verifier crate's
+/// type, so what is written is what verifiers read.
+pub type BundleEntry = crate::attestation::ManifestFile;
 
-impl BundleEntry {
-    /// Known compressed types are stored; anything else is deflated unless
-    /// its first block does not shrink ([`Method::Auto`]).
-    fn method(&self) -> Method {
-        if is_compressed_type(&self.content_type) {
-            Method::Stored
-        } else {
-            Method::Auto
-        }
+/// Known compressed types are stored; anything else is deflated unless its
+/// first block does not shrink ([`Method::Auto`]).
+fn method(entry: &BundleEntry) -> Method {
+    if is_compressed_type(&entry.content_type) {
+        Method::Stored
+    } else {
+        Method::Auto
     }
 }
 
@@ -134,11 +135,19 @@ pub struct Selection {
     pub workflow_id: String,
     /// In path order (bytewise), unique paths.
     pub entries: Vec<BundleEntry>,
-    /// `MANIFEST.json`, unless an artifact's path needs that name.
+    /// `MANIFEST.json`, unless an artifact's path needs that name (or
+    /// that name + `.sig`).
     pub manifest_name: String,
-    /// Hex SHA-256 of the format, the workflow and every
-    /// `artifactId:version:sha256`: equal digests, equal bytes.
+    /// The manifest's exact bytes (pretty JSON: format, workflow, entries).
+    pub manifest: Vec<u8>,
+    /// Hex SHA-256 of [`Selection::manifest`], which names the format, the
+    /// workflow and every file's path, version, sha256 and attestation
+    /// digest: equal digests, equal bytes.
     pub digest: String,
+    /// How to read each S3-stored version's content, by artifact id, from
+    /// the selection's read (inline versions are absent: their item holds
+    /// the bytes and is read when they are written).
+    records: HashMap<String, VersionRecord>,
 }
 
 #[derive(Serialize)]
@@ -150,24 +159,29 @@ struct Manifest<'a> {
 }
 
 impl Selection {
-    fn new(workflow_id: String, mut entries: Vec<BundleEntry>) -> Self {
+    fn new(
+        workflow_id: String,
+        mut entries: Vec<BundleEntry>,
+        records: HashMap<String, VersionRecord>,
+    ) -> Result<Self> {
         entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
         entries.dedup_by(|a, b| a.path == b.path);
         let manifest_name = manifest_name(&entries);
-        let mut hash = Sha256::new();
-        hash.update(FORMAT.as_bytes());
-        hash.update(b"\n");
-        hash.update(workflow_id.as_bytes());
-        hash.update(b"\n");
-        for e in &entries {
-            hash.update(format!("{}:{}:{}\n", e.artifact_id, e.version, e.sha256).as_bytes());
-        }
-        Selection {
+        let manifest = serde_json::to_vec_pretty(&Manifest {
+            format: FORMAT,
+            workflow_id: &workflow_id,
+            files: &entries,
+        })
+        .map_err(|e| Error::upstream("json", e))?;
+        let digest = hex::encode(Sha256::digest(&manifest));
+        Ok(Selection {
             workflow_id,
             entries,
             manifest_name,
-            digest: hex::encode(hash.finalize()),
-        }
+            manifest,
+            digest,
+            records,
+        })
     }
 
     /// The strong ETag of the bundle.
@@ -185,56 +199,39 @@ impl Selection {
         self.entries.iter().map(|e| e.size).sum()
     }
 
-    fn manifest(&self) -> Manifest<'_> {
-        Manifest {
-            format: FORMAT,
-            workflow_id: &self.workflow_id,
-            files: &self.entries,
-        }
+    /// The manifest signature's entry name: the manifest's + `.sig`.
+    pub fn signature_name(&self) -> String {
+        format!(
+            "{}{}",
+            self.manifest_name,
+            crate::attestation::SIGNATURE_SUFFIX
+        )
     }
 
-    /// Exact length of `MANIFEST.json` (serialized without holding it).
-    fn manifest_len(&self) -> Result<u64> {
-        let mut counter = Counter(0);
-        serde_json::to_writer_pretty(&mut counter, &self.manifest())
-            .map_err(|e| Error::upstream("json", e))?;
-        Ok(counter.0)
-    }
-
-    /// An upper bound of the archive's length.
-    pub fn max_len(&self) -> Result<u64> {
+    /// An upper bound of the archive's length, with a signature entry of
+    /// `signature_len` bytes.
+    pub fn max_len(&self, signature_len: u64) -> u64 {
         let manifest = (
             self.manifest_name.len(),
-            self.manifest_len()?,
+            self.manifest.len() as u64,
             Method::Deflated,
         );
-        Ok(zip::max_archive_len(
-            std::iter::once(manifest).chain(
+        let signature = (self.signature_name().len(), signature_len, Method::Deflated);
+        zip::max_archive_len(
+            [manifest, signature].into_iter().chain(
                 self.entries
                     .iter()
-                    .map(|e| (e.path.len(), e.size, e.method())),
+                    .map(|e| (e.path.len(), e.size, method(e))),
             ),
-        ))
-    }
-}
-
-struct Counter(u64);
-
-impl Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len() as u64;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        )
     }
 }
 
 /// `MANIFEST.json`, or `MANIFEST-<n>.json` with the smallest `n` such that
-/// no artifact is at that path or below it (a file and a folder cannot share
-/// a name when extracted), names compared as case-insensitive file systems
-/// compare them ([`crate::model::fold_key`]: `manifest.json` takes it too).
+/// no artifact is at that path or below it, nor at that path + `.sig` (the
+/// signature's entry) or below it (a file and a folder cannot share a name
+/// when extracted), names compared as case-insensitive file systems compare
+/// them ([`crate::model::fold_key`]: `manifest.json` takes it too).
 fn manifest_name(entries: &[BundleEntry]) -> String {
     let taken = |name: &str| {
         let name = crate::model::fold_key(name);
@@ -248,7 +245,9 @@ fn manifest_name(entries: &[BundleEntry]) -> String {
             0 => MANIFEST.to_owned(),
             n => format!("MANIFEST-{n}.json"),
         })
-        .find(|name| !taken(name))
+        .find(|name| {
+            !taken(name) && !taken(&format!("{name}{}", crate::attestation::SIGNATURE_SUFFIX))
+        })
         .unwrap_or_else(|| MANIFEST.to_owned())
 }
 
@@ -421,16 +420,50 @@ impl Store {
                     size: record.version.size,
                     sha256: record.version.sha256,
                     content_type: record.version.content_type,
+                    attestation_sha256: None,
                 },
             );
         }
         if selected.is_empty() {
             return Err(Error::NotFound("artifact"));
         }
-        Ok(Selection::new(
-            request.workflow_id.clone(),
-            selected.into_values().collect(),
-        ))
+        let (entries, records) = self
+            .with_versions(org, selected.into_values().collect())
+            .await?;
+        Selection::new(request.workflow_id.clone(), entries, records)
+    }
+
+    /// Every entry with its version item read (all at once, batched): the
+    /// attestation digest for the manifest, and the record to read S3
+    /// content with. A selected version that is gone, or that no longer
+    /// matches its artifact item, is an integrity error, as it would be
+    /// when read.
+    async fn with_versions(
+        &self,
+        org: &str,
+        mut entries: Vec<BundleEntry>,
+    ) -> Result<(Vec<BundleEntry>, HashMap<String, VersionRecord>)> {
+        let keys: Vec<(String, u64)> = entries
+            .iter()
+            .map(|e| (e.artifact_id.clone(), e.version))
+            .collect();
+        let mut heads = self.metadata.version_heads(org, &keys).await?;
+        let mut records = HashMap::new();
+        for entry in &mut entries {
+            let head = heads
+                .remove(&(entry.artifact_id.clone(), entry.version))
+                .ok_or_else(|| Error::Integrity("a selected version is missing".into()))?;
+            if head.version.size != entry.size || head.version.sha256 != entry.sha256 {
+                return Err(Error::Integrity(
+                    "a selected version does not match its artifact item".into(),
+                ));
+            }
+            entry.attestation_sha256 = head.attestation_sha256;
+            if let Some(record) = head.record {
+                records.insert(entry.artifact_id.clone(), record);
+            }
+        }
+        Ok((entries, records))
     }
 
     /// Why a pinned artifact is not in the filtered selection.
@@ -499,6 +532,7 @@ impl Store {
                     size: artifact.size,
                     sha256: artifact.sha256,
                     content_type: artifact.content_type,
+                    attestation_sha256: None,
                 });
             }
             match next {
@@ -512,9 +546,11 @@ impl Store {
     /// else to `deliveries/` (reusing a fresh copy of the same selection).
     pub async fn bundle(&self, org: &str, selection: &Selection) -> Result<Bundle> {
         let started = std::time::Instant::now();
-        let max_len = selection.max_len()?;
+        // Before any byte: no signature, no bundle.
+        let signature = self.bundle_signature(org, selection).await?;
+        let max_len = selection.max_len(signature.len() as u64);
         if max_len <= self.config.direct_max_bytes {
-            let bytes = self.write_zip(org, selection, None).await?;
+            let bytes = self.write_zip(org, selection, &signature, None).await?;
             if bytes.len() as u64 <= self.config.direct_max_bytes {
                 tracing::info!(
                     entries = selection.entries.len(),
@@ -538,7 +574,10 @@ impl Store {
                 )
                 .await?;
             let mut pipe = Pipe::start(upload);
-            match self.write_zip(org, selection, Some(&mut pipe)).await {
+            match self
+                .write_zip(org, selection, &signature, Some(&mut pipe))
+                .await
+            {
                 Ok(_) => pipe.finish().await?,
                 Err(e) => {
                     pipe.abandon().await;
@@ -560,39 +599,44 @@ impl Store {
         })
     }
 
-    /// The archive: manifest, then every file, verified as it streams. With
-    /// a `pipe`, output goes there as it is produced and nothing is returned;
-    /// without, the whole archive is returned.
+    /// The archive: manifest, its signature, then every file, verified as
+    /// it streams. With a `pipe`, output goes there as it is produced and
+    /// nothing is returned; without, the whole archive is returned.
     async fn write_zip(
         &self,
         org: &str,
         selection: &Selection,
+        signature: &[u8],
         mut pipe: Option<&mut Pipe>,
     ) -> Result<Vec<u8>> {
         let mut zip = ZipWriter::new(Vec::new());
-        zip.start_entry(
-            &selection.manifest_name,
-            Method::Deflated,
-            selection.manifest_len()?,
-        )
-        .map_err(zip_error)?;
-        serde_json::to_writer_pretty(&mut zip, &selection.manifest())
-            .map_err(|e| Error::Integrity(format!("manifest: {e}")))?;
-        zip.finish_entry().map_err(zip_error)?;
+        for (name, bytes) in [
+            (selection.manifest_name.clone(), &selection.manifest[..]),
+            (selection.signature_name(), signature),
+        ] {
+            zip.start_entry(&name, Method::Deflated, bytes.len() as u64)
+                .map_err(zip_error)?;
+            zip.write_all(bytes).map_err(zip_error)?;
+            zip.finish_entry().map_err(zip_error)?;
+        }
 
         for entry in &selection.entries {
-            let record = self
-                .metadata
-                .version(org, &entry.artifact_id, entry.version)
-                .await?
-                .ok_or_else(|| Error::Integrity("a selected version is missing".into()))?;
-            if record.version.size != entry.size || record.version.sha256 != entry.sha256 {
-                return Err(Error::Integrity(
-                    "a selected version does not match its artifact item".into(),
-                ));
-            }
+            // S3 content: the record the selection read. Inline content:
+            // the item holds the bytes, read now (one GetItem) and dropped
+            // once written.
+            let record = match selection.records.get(&entry.artifact_id) {
+                Some(record) => record.clone(),
+                None => self
+                    .metadata
+                    .version(org, &entry.artifact_id, entry.version)
+                    .await?
+                    .filter(|r| r.version.size == entry.size && r.version.sha256 == entry.sha256)
+                    .ok_or_else(|| {
+                        Error::Integrity("a selected version is missing or changed".into())
+                    })?,
+            };
             let mut reader = self.reader(org, &entry.artifact_id, &record).await?;
-            zip.start_entry(&entry.path, entry.method(), entry.size)
+            zip.start_entry(&entry.path, method(entry), entry.size)
                 .map_err(zip_error)?;
             // The last segment comes out only once the whole object
             // authenticated and matched its SHA-256.
@@ -733,6 +777,7 @@ mod tests {
             size: 10,
             sha256: "ab".repeat(32),
             content_type: "text/plain".into(),
+            attestation_sha256: None,
         }
     }
 
@@ -741,21 +786,33 @@ mod tests {
         let a = Selection::new(
             "wf".into(),
             vec![entry("b/x", '1', 1), entry("a", '2', 3), entry("B", '3', 1)],
-        );
+            HashMap::new(),
+        )
+        .unwrap();
         let paths: Vec<_> = a.entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["B", "a", "b/x"], "bytewise order");
         let b = Selection::new(
             "wf".into(),
             vec![entry("a", '2', 3), entry("B", '3', 1), entry("b/x", '1', 1)],
-        );
+            HashMap::new(),
+        )
+        .unwrap();
         assert_eq!(a.digest, b.digest, "input order does not matter");
         let newer = Selection::new(
             "wf".into(),
             vec![entry("a", '2', 4), entry("B", '3', 1), entry("b/x", '1', 1)],
-        );
+            HashMap::new(),
+        )
+        .unwrap();
         assert_ne!(a.digest, newer.digest);
-        let other_wf = Selection::new("wf2".into(), a.entries.clone());
+        let other_wf = Selection::new("wf2".into(), a.entries.clone(), HashMap::new()).unwrap();
         assert_ne!(a.digest, other_wf.digest);
+        // A backfilled attestation changes the manifest, so the digest.
+        let mut attested = a.entries.clone();
+        attested[0].attestation_sha256 = Some("cd".repeat(32));
+        let attested = Selection::new("wf".into(), attested, HashMap::new()).unwrap();
+        assert_ne!(a.digest, attested.digest);
+        assert_eq!(a.digest, hex::encode(Sha256::digest(&a.manifest)));
         assert_eq!(a.etag(), format!("\"{}\"", a.digest));
         assert_eq!(a.file_name(), "artifacts-wf.zip");
     }
@@ -774,20 +831,32 @@ mod tests {
             name(&["MANIFEST.json", "MANIFEST-1.json/y"]),
             "MANIFEST-2.json"
         );
+        // The signature's name is taken into account too.
+        assert_eq!(name(&["MANIFEST.json.sig"]), "MANIFEST-1.json");
+        assert_eq!(name(&["manifest.JSON.SIG/z"]), "MANIFEST-1.json");
+        assert_eq!(
+            name(&["MANIFEST.json.sig", "MANIFEST-1.json"]),
+            "MANIFEST-2.json"
+        );
     }
 
     #[test]
-    fn manifest_length_is_exact_and_bound_is_an_upper_bound() {
-        let s = Selection::new(
-            "wf".into(),
-            vec![entry("a", '1', 1), entry("\u{e9}", '2', 2)],
-        );
-        let text = serde_json::to_string_pretty(&s.manifest()).unwrap();
-        assert_eq!(s.manifest_len().unwrap(), text.len() as u64);
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    fn manifest_is_what_verifiers_read_and_bound_is_an_upper_bound() {
+        let mut e = entry("\u{e9}", '2', 2);
+        e.attestation_sha256 = Some("cd".repeat(32));
+        let s = Selection::new("wf".into(), vec![entry("a", '1', 1), e], HashMap::new()).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&s.manifest).unwrap();
         assert_eq!(v["format"], FORMAT);
         assert_eq!(v["files"][1]["artifactId"], "2".repeat(32));
-        assert!(s.max_len().unwrap() > text.len() as u64 + 20);
+        assert_eq!(v["files"][0]["attestationSha256"], serde_json::Value::Null);
+        assert_eq!(v["files"][1]["attestationSha256"], "cd".repeat(32));
+        // The verifier crate's reading of it.
+        let read: crate::attestation::Manifest = serde_json::from_slice(&s.manifest).unwrap();
+        assert_eq!(read.format, FORMAT);
+        assert_eq!(read.files[1].attestation_sha256, Some("cd".repeat(32)));
+        assert_eq!(read.files[0].size, 10);
+        assert_eq!(s.signature_name(), "MANIFEST.json.sig");
+        assert!(s.max_len(600) > s.manifest.len() as u64 + 600 + 20);
     }
 
     #[test]

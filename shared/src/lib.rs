@@ -23,6 +23,7 @@ pub mod attestation;
 pub mod audit;
 pub mod auth;
 pub mod bundle;
+pub mod bundle_signature;
 pub mod config;
 pub mod content;
 pub mod crypto;

@@ -11,6 +11,10 @@
 //! The by-path item also carries `gsi3pk`/`gsi3sk` ([`CONTENT_INDEX`]); both
 //! artifact items carry `library` (BOOL) and `pathLower` (for `q=`).
 //! | name (file or directory) | `{org}#W#{workflowId}` | `N#{hex sha256(foldKey)}` | | |
+//! | bundle manifest signature | `{org}#BS` | `{selection digest}` | | |
+//!
+//! A bundle signature item keeps the one signature of a selection's
+//! manifest (`keyId`, `sig`; `expiresAt`, the TTL): see [`crate::bundle_signature`].
 //!
 //! The two artifact items carry the same attributes (keys apart) and change
 //! together, in the one `TransactWriteItems` that adds a version: reads by id
@@ -97,6 +101,12 @@ pub fn name_sk(fold_key: &str) -> String {
 
 /// The global secondary index of the artifact library (see the module doc).
 pub const LIBRARY_INDEX: &str = "gsi1";
+
+/// The partition of an org's bundle manifest signatures (sort key: the
+/// selection digest).
+pub fn bundle_signature_pk(org: &str) -> String {
+    format!("{org}#BS")
+}
 
 /// The library index partition of an org's artifacts (the by-id items). The
 /// by-path items of a workflow use [`workflow_pk`] there.
@@ -203,6 +213,20 @@ pub struct VersionRecord {
     pub attestation: Option<String>,
 }
 
+/// A version item without its inline content ([`Metadata::version_heads`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionHead {
+    pub version: Version,
+    /// Hex SHA-256 of the stored attestation's bytes (the DSSE JSON);
+    /// `None` for a version committed before attestations existed.
+    pub attestation_sha256: Option<String>,
+    /// Enough to read content stored in S3 without reading the item again
+    /// (its `attestation` left out: the digest is what is kept). `None`
+    /// when the content is inline: its bytes are in the item, read once
+    /// when they are needed.
+    pub record: Option<VersionRecord>,
+}
+
 /// A page of versions, newest first.
 #[derive(Debug, Clone)]
 pub struct VersionPage {
@@ -292,6 +316,83 @@ impl Metadata {
             .filter(|item| !item.0.contains_key(HIDDEN))
             .map(|item| item.version_record())
             .transpose()
+    }
+
+    /// Version items by `(artifactId, version)`, as a bundle needs them
+    /// before its first byte: `BatchGetItem` (at most 100 keys a call,
+    /// strongly consistent, `UnprocessedKeys` retried with back-off),
+    /// projecting everything but inline content so that what is held stays
+    /// small whatever the versions' sizes. Hidden versions (purge) and
+    /// missing ones are absent from the answer. Keys must be unique.
+    pub async fn version_heads(
+        &self,
+        org: &str,
+        keys: &[(String, u64)],
+    ) -> Result<HashMap<(String, u64), VersionHead>> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        const PER_CALL: usize = 100;
+        const ATTEMPTS: u32 = 8;
+        let mut heads = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(PER_CALL) {
+            let mut pending: Vec<HashMap<String, AttributeValue>> = chunk
+                .iter()
+                .map(|(id, version)| {
+                    HashMap::from([
+                        ("pk".to_owned(), s(artifact_pk(org, id))),
+                        ("sk".to_owned(), s(version_sk(*version))),
+                    ])
+                })
+                .collect();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                if attempt > 0 {
+                    if attempt >= ATTEMPTS {
+                        return Err(Error::upstream(
+                            "dynamodb",
+                            "BatchGetItem left keys unprocessed after retries",
+                        ));
+                    }
+                    let delay = 25u64 << attempt.min(6);
+                    tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                }
+                attempt += 1;
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .projection_expression(
+                        "pk, sk, #version, #size, sha256, contentType, createdAt, createdBy, \
+                         contentId, wrappedKey, s3VersionId, attestation, hiddenAt",
+                    )
+                    .expression_attribute_names("#version", "version")
+                    .expression_attribute_names("#size", "size")
+                    .build()
+                    .map_err(|e| Error::upstream("dynamodb", e))?;
+                let out = self
+                    .ddb
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| Error::upstream("dynamodb", e))?;
+                for item in out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    if item.contains_key(HIDDEN) {
+                        continue;
+                    }
+                    let (key, head) = Item(item).version_head(org)?;
+                    heads.insert(key, head);
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+        }
+        Ok(heads)
     }
 
     /// Versions newest first, `limit` at a time, starting below `before`.
@@ -813,6 +914,43 @@ impl Item {
             created_at: self.s("createdAt")?,
             created_by: self.s("createdBy")?,
         })
+    }
+
+    fn version_head(&self, org: &str) -> Result<((String, u64), VersionHead)> {
+        let artifact_id = self
+            .s("pk")?
+            .strip_prefix(&artifact_pk(org, ""))
+            .map(str::to_owned)
+            .ok_or_else(|| malformed("pk"))?;
+        let version = self.version()?;
+        let attestation_sha256 = match self.0.get("attestation") {
+            Some(AttributeValue::S(a)) => Some(hex::encode(Sha256::digest(a.as_bytes()))),
+            None => None,
+            Some(_) => return Err(malformed("attestation")),
+        };
+        let record = match self.0.get("s3VersionId") {
+            Some(AttributeValue::S(version_id)) => Some(VersionRecord {
+                version: version.clone(),
+                content_id: self.s("contentId")?,
+                wrapped_key: self
+                    .b("wrappedKey")
+                    .ok_or_else(|| malformed("wrappedKey"))?,
+                location: Location::S3 {
+                    version_id: version_id.clone(),
+                },
+                attestation: None,
+            }),
+            None => None,
+            Some(_) => return Err(malformed("s3VersionId")),
+        };
+        Ok((
+            (artifact_id, version.version),
+            VersionHead {
+                version,
+                attestation_sha256,
+                record,
+            },
+        ))
     }
 
     fn version_record(&self) -> Result<VersionRecord> {

@@ -148,6 +148,12 @@ impl Edge {
         Self::serve(Arc::new(TestEnv::new().await), "127.0.0.1:0").await
     }
 
+    /// As [`Edge::start`], with the configuration adjusted (e.g. a small
+    /// `ARTIFACTS_DIRECT_MAX_BYTES`, so that bundles go through `deliveries/`).
+    pub async fn start_with(adjust: impl FnOnce(&mut artifacts::Config)) -> Self {
+        Self::serve(Arc::new(TestEnv::with_config(adjust).await), "127.0.0.1:0").await
+    }
+
     /// As [`Edge::start`], with `ARTIFACTS_PUBLIC_BASE_URL` naming this very
     /// listener, so the links it hands out open here (browser tests). The
     /// port is picked free just before the gateway binds it.

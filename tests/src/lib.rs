@@ -1156,6 +1156,39 @@ pub async fn bundle(env: &TestEnv, call: Call) -> Response<Body> {
     answered(artifacts_bundle::handler(&env.store, call.request()).await)
 }
 
+/// A ZIP's entries in order, read with an independent reader: (name, bytes).
+pub fn zip_entries(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
+    use std::io::Read;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(archive)).expect("a ZIP");
+    (0..zip.len())
+        .map(|i| {
+            let mut entry = zip.by_index(i).expect("an entry");
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).expect("its bytes");
+            (entry.name().to_owned(), data)
+        })
+        .collect()
+}
+
+/// A ZIP of `entries`, stored, with good CRCs: a tampered bundle that only
+/// its manifest and signature can catch.
+pub fn rezip(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, data) in entries {
+        out.start_file(name.as_str(), options).expect("an entry");
+        out.write_all(data).expect("its bytes");
+    }
+    out.finish().expect("the ZIP").into_inner()
+}
+
+/// [`bundle`] with another store (one whose SDK clients inject faults or count calls).
+pub async fn bundle_with(store: &Store, call: Call) -> Response<Body> {
+    answered(artifacts_bundle::handler(store, call.request()).await)
+}
+
 pub async fn presign(env: &TestEnv, call: Call) -> Response<Body> {
     answered(artifacts_presign::handler(&env.store, call.request()).await)
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use artifacts::attestation::{self, Dsse, Statement};
 use artifacts::uploads::PresignedUpload;
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_kms::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_kms::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_kms::error::BoxError;
@@ -60,6 +61,22 @@ test "$(jq -r '.subject[0].digest.sha256' payload.json)" = "$(sha256sum < file.b
 echo "subject OK"
 "#;
 
+/// The README's bundle recipe, exactly as documented (standard tools only:
+/// unzip, jq, base64, cmp, openssl, sha256sum), run in a directory holding
+/// `key.pem` and `run.zip`.
+const BUNDLE_RECIPE: &str = r#"set -eu
+unzip -p run.zip MANIFEST.json > manifest.json
+unzip -p run.zip MANIFEST.json.sig > manifest.sig.json
+test "$(jq -r .payloadType manifest.sig.json)" = application/vnd.artifacts.bundle-manifest+json
+jq -j .payload manifest.sig.json | base64 -d | cmp - manifest.json && echo "manifest bytes OK"
+jq -j '.signatures[0].sig' manifest.sig.json | base64 -d > sig.der
+type=$(jq -j .payloadType manifest.sig.json)
+{ printf 'DSSEv1 %d %s %d ' "${#type}" "$type" "$(wc -c < manifest.json)"; cat manifest.json; } > pae.bin
+openssl dgst -sha256 -verify key.pem -signature sig.der pae.bin
+rm -rf files && unzip -q run.zip -d files -x MANIFEST.json MANIFEST.json.sig
+(cd files && jq -r '.files[] | "\(.sha256)  \(.path)"' ../manifest.json | sha256sum -c --quiet) && echo "files OK"
+"#;
+
 /// A scratch directory holding the key, an envelope and a file.
 struct Scratch(PathBuf);
 
@@ -88,6 +105,42 @@ impl Scratch {
             .current_dir(self.path())
             .output()
             .expect("run the Python verifier");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    /// Python `cryptography` on a bundle in this directory
+    /// (scripts/verify_bundle.py): (verified, what it printed).
+    fn python_bundle(&self, zip: &str) -> (bool, String) {
+        let out = Command::new(root().join(".venv/bin/python"))
+            .arg(root().join("scripts/verify_bundle.py"))
+            .args(["key.pem", zip])
+            .current_dir(self.path())
+            .output()
+            .expect("run the Python bundle verifier");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    /// The README's bundle recipe on `run.zip` here: (verified, what it printed).
+    fn openssl_bundle(&self) -> (bool, String) {
+        let out = Command::new("bash")
+            .args(["-c", BUNDLE_RECIPE])
+            .current_dir(self.path())
+            .output()
+            .expect("run the bundle recipe");
         (
             out.status.success(),
             format!(
@@ -772,4 +825,357 @@ async fn the_backfill_signs_unsigned_versions_once() {
         env.store.backfill_attestations("evil", &id, 10).await,
         Err(artifacts::Error::NotFound(_))
     ));
+}
+
+// ---------------------------------------------------------------------------
+// Bundles (SPEC §7, §18): MANIFEST.json.sig.
+
+/// The org's kept manifest signatures (items under `{org}#BS`).
+async fn kept_signatures(env: &TestEnv, org: &str) -> Vec<HashMap<String, AttributeValue>> {
+    env.dynamodb()
+        .query()
+        .table_name(&env.resources.table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            AttributeValue::S(artifacts::metadata::bundle_signature_pk(org)),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default()
+}
+
+/// A bundle through the real handler with `store`: (status, ETag, bytes).
+async fn bundle_of(store: &artifacts::Store, caller: &Caller) -> (u16, String, Vec<u8>) {
+    let r = harness::bundle_with(store, Call::bundle(WF).by(caller)).await;
+    (
+        r.status().as_u16(),
+        header(&r, "etag").unwrap_or_default().to_owned(),
+        bytes(&r),
+    )
+}
+
+/// Measured, printed and bounded: a selection costs one KMS `Sign` when it
+/// is first bundled and none after (the signature is kept), so the same
+/// selection gives the same bytes; a new version is a new selection, with a
+/// new ETag and signature. Also: every entry names its attestation's digest,
+/// and the independent Python verifier accepts the manifest signature.
+#[tokio::test]
+async fn a_selection_is_signed_once_and_a_new_version_is_signed_anew() {
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    let reader = Caller::reader("acme");
+    let key = signing_key(&env).await;
+    let plan = content(3_000, 1);
+    let (plan_id, _) = put(&env, &alice, "plan.bin", &plan).await;
+    let (report_id, _) = put(&env, &alice, "docs/report.txt", &content(120_000, 2)).await;
+    let kms = Kms::default();
+    let counted = kms.store(&env);
+
+    let started = Instant::now();
+    let (status, etag, first) = bundle_of(&counted, &reader).await;
+    let first_build = started.elapsed();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&first));
+    assert_eq!(kms.count("Sign"), 1, "{:?}", kms.requests);
+    assert_eq!(kms.count("Decrypt"), 2, "one data key per file");
+    assert_eq!(kms.total(), 3, "and nothing else: {:?}", kms.requests);
+
+    let entries = harness::zip_entries(&first);
+    let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "MANIFEST.json",
+            "MANIFEST.json.sig",
+            "docs/report.txt",
+            "plan.bin"
+        ]
+    );
+    let (manifest, sig) = (&entries[0].1, &entries[1].1);
+    let read = artifacts_attest::verify_manifest(manifest, sig, &key.1).unwrap();
+    let dsse: Dsse = serde_json::from_slice(sig).unwrap();
+    assert_eq!(
+        dsse.payload_type,
+        "application/vnd.artifacts.bundle-manifest+json"
+    );
+    assert_eq!(dsse.signatures[0].keyid, key.2);
+    assert_eq!(etag, format!("\"{}\"", sha_hex(manifest)));
+    for (file, id) in read.files.iter().zip([&report_id, &plan_id]) {
+        let served = fetch_attestation(&env, &alice, id, 1).await;
+        assert_eq!(
+            file.attestation_sha256.as_deref(),
+            Some(sha_hex(&served).as_str())
+        );
+    }
+    // An attestation's verifier does not take a manifest signature.
+    assert!(attestation::verify(sig, &key.1).is_err());
+
+    // Independently: Python `cryptography` (scripts/verify_bundle.py).
+    let scratch = Scratch::new(&key.0, b"{}", b"");
+    std::fs::write(scratch.path().join("run.zip"), &first).unwrap();
+    let (ok, out) = scratch.python_bundle("run.zip");
+    assert!(ok, "Python rejects a good bundle: {out}");
+    // And the README's recipe with standard tools, as written.
+    let (ok, out) = scratch.openssl_bundle();
+    assert!(
+        ok,
+        "the README's bundle recipe rejects a good bundle: {out}"
+    );
+    assert!(
+        out.contains("manifest bytes OK")
+            && out.contains("Verified OK")
+            && out.contains("files OK"),
+        "{out}"
+    );
+    // One byte of the manifest, of a file or of the signature changed (and
+    // the ZIP rebuilt with good CRCs): the recipe and Python both fail.
+    let good = harness::zip_entries(&first);
+    for (what, index) in [("manifest", 0), ("signature", 1), ("file", 2)] {
+        let mut tampered = good.clone();
+        let data = &mut tampered[index].1;
+        if index == 1 {
+            let mut envelope: Value = serde_json::from_slice(data).unwrap();
+            let sig = envelope["signatures"][0]["sig"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let mut der = STANDARD.decode(&sig).unwrap();
+            let last = der.len() - 1;
+            der[last] ^= 0x01;
+            envelope["signatures"][0]["sig"] = Value::from(STANDARD.encode(der));
+            *data = serde_json::to_vec(&envelope).unwrap();
+        } else {
+            let at = data.len() / 2;
+            data[at] ^= 0x01;
+        }
+        std::fs::write(scratch.path().join("run.zip"), harness::rezip(&tampered)).unwrap();
+        let (ok, out) = scratch.openssl_bundle();
+        assert!(!ok, "the recipe accepts a changed {what}: {out}");
+        let (ok, out) = scratch.python_bundle("run.zip");
+        assert!(!ok, "Python accepts a changed {what}: {out}");
+    }
+
+    // The same selection again: the same bytes, no KMS request at all.
+    let started = Instant::now();
+    let (status, again_etag, again) = bundle_of(&counted, &reader).await;
+    let repeated_build = started.elapsed();
+    assert_eq!(status, 200);
+    assert_eq!(again_etag, etag);
+    assert!(again == first, "same selection, same bytes");
+    assert_eq!(kms.count("Sign"), 1, "no second Sign: {:?}", kms.requests);
+    assert_eq!(kms.count("Decrypt"), 4, "only the data keys again");
+    assert_eq!(kms.total(), 5, "{:?}", kms.requests);
+    assert_eq!(kms_signatures_kept(&env).await, 1);
+
+    // A new version: a new selection, ETag and signature.
+    put(&env, &alice, "plan.bin", &content(3_000, 3)).await;
+    let (status, new_etag, changed) = bundle_of(&counted, &reader).await;
+    assert_eq!(status, 200);
+    assert_ne!(new_etag, etag);
+    assert_eq!(kms.count("Sign"), 2);
+    let entries = harness::zip_entries(&changed);
+    let read = artifacts_attest::verify_manifest(&entries[0].1, &entries[1].1, &key.1).unwrap();
+    assert_eq!(read.files[1].version, 2);
+    assert_ne!(entries[1].1, harness::zip_entries(&first)[1].1);
+    assert_eq!(kms_signatures_kept(&env).await, 2);
+
+    // Warm now: each new selection (a new version) built once and then
+    // again, timed; one Sign per new selection, none for the repeats.
+    const ROUNDS: u32 = 8;
+    let (mut first_builds, mut repeats) = (Duration::ZERO, Duration::ZERO);
+    for round in 0..ROUNDS {
+        put(&env, &alice, "plan.bin", &content(3_000, 10 + round as u8)).await;
+        let signs = kms.count("Sign");
+        let started = Instant::now();
+        let (status, _, built) = bundle_of(&counted, &reader).await;
+        first_builds += started.elapsed();
+        let started = Instant::now();
+        let (_, _, again) = bundle_of(&counted, &reader).await;
+        repeats += started.elapsed();
+        assert_eq!(status, 200);
+        assert!(built == again);
+        assert_eq!(kms.count("Sign"), signs + 1, "round {round}");
+    }
+    let mut sign_alone = Duration::ZERO;
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        counted
+            .signer
+            .sign(&attestation::pae(
+                attestation::MANIFEST_PAYLOAD_TYPE,
+                manifest,
+            ))
+            .await
+            .unwrap();
+        sign_alone += started.elapsed();
+    }
+    eprintln!(
+        "bundle signature cost: KMS requests per bundle of 2 files: first build 1 Sign + 2 \
+         Decrypt (data keys), repeated 0 Sign + 2 Decrypt; cold first build {:.1} ms, cold \
+         repeat {:.1} ms; warm ({ROUNDS} new selections): first build {:.1} ms, repeat {:.1} ms \
+         (added by signing: {:.1} ms); one KMS Sign alone {:.1} ms",
+        ms(first_build),
+        ms(repeated_build),
+        ms(first_builds / ROUNDS),
+        ms(repeats / ROUNDS),
+        ms(first_builds.saturating_sub(repeats) / ROUNDS),
+        ms(sign_alone / ROUNDS)
+    );
+}
+
+async fn kms_signatures_kept(env: &TestEnv) -> usize {
+    kept_signatures(env, "acme").await.len()
+}
+
+/// Two builds of one new selection at once: both answer the same bytes and
+/// one signature is kept (the loser of the conditional write uses the
+/// winner's).
+#[tokio::test]
+async fn concurrent_builds_of_a_new_selection_end_with_one_signature() {
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    let reader = Caller::reader("acme");
+    let key = signing_key(&env).await;
+    put(&env, &alice, "a.txt", &content(2_000, 5)).await;
+    for round in 0..3 {
+        put(&env, &alice, "b.txt", &content(2_000, 6 + round)).await;
+        let (a, b) = tokio::join!(
+            bundle_of(&env.store, &reader),
+            bundle_of(&env.store, &reader)
+        );
+        assert_eq!((a.0, b.0), (200, 200));
+        assert!(
+            a.2 == b.2,
+            "round {round}: both builds answer the same bytes"
+        );
+        let entries = harness::zip_entries(&a.2);
+        artifacts_attest::verify_manifest(&entries[0].1, &entries[1].1, &key.1).unwrap();
+    }
+    assert_eq!(kms_signatures_kept(&env).await, 3, "one per selection");
+}
+
+/// Signing is part of the bundle: with KMS `Sign` failing, the bundle
+/// request is a 500 problem and nothing is kept; KMS back, it is signed.
+#[tokio::test]
+async fn a_failing_kms_sign_fails_the_bundle_and_keeps_nothing() {
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    let reader = Caller::reader("acme");
+    put(&env, &alice, "plan.bin", &content(4_000, 8)).await;
+    let kms = Kms {
+        fail_sign: Arc::new(AtomicBool::new(true)),
+        ..Kms::default()
+    };
+    let faulty = kms.store(&env);
+
+    let r = harness::bundle_with(&faulty, Call::bundle(WF).by(&reader)).await;
+    assert_eq!(r.status(), 500, "{}", String::from_utf8_lossy(&bytes(&r)));
+    assert_eq!(header(&r, "content-type"), Some("application/problem+json"));
+    assert!(kms.count("Sign") >= 1, "the fault was injected");
+    assert_eq!(kms_signatures_kept(&env).await, 0, "no signature kept");
+
+    kms.fail_sign.store(false, Ordering::SeqCst);
+    let (status, _, body) = bundle_of(&faulty, &reader).await;
+    assert_eq!(status, 200);
+    let key = signing_key(&env).await;
+    let entries = harness::zip_entries(&body);
+    artifacts_attest::verify_manifest(&entries[0].1, &entries[1].1, &key.1).unwrap();
+    assert_eq!(kms_signatures_kept(&env).await, 1);
+}
+
+/// A version committed before attestations existed has none: its entry's
+/// `attestationSha256` is null, and the backfill changes the manifest, so
+/// the ETag and the signature.
+#[tokio::test]
+async fn an_unsigned_version_is_null_in_the_manifest_until_backfilled() {
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    let reader = Caller::reader("acme");
+    let (id, _) = put(&env, &alice, "old.bin", &content(1_000, 9)).await;
+    env.dynamodb()
+        .update_item()
+        .table_name(&env.resources.table)
+        .key(
+            "pk",
+            AttributeValue::S(artifacts::metadata::artifact_pk("acme", &id)),
+        )
+        .key("sk", AttributeValue::S(artifacts::metadata::version_sk(1)))
+        .update_expression("REMOVE attestation")
+        .send()
+        .await
+        .unwrap();
+    let key = signing_key(&env).await;
+    let (status, etag, before) = bundle_of(&env.store, &reader).await;
+    assert_eq!(status, 200);
+    let entries = harness::zip_entries(&before);
+    let read = artifacts_attest::verify_manifest(&entries[0].1, &entries[1].1, &key.1).unwrap();
+    assert_eq!(read.files[0].attestation_sha256, None);
+    assert!(String::from_utf8_lossy(&entries[0].1).contains("\"attestationSha256\": null"));
+
+    env.store
+        .backfill_attestations("acme", &id, 10)
+        .await
+        .unwrap();
+    let (status, new_etag, after) = bundle_of(&env.store, &reader).await;
+    assert_eq!(status, 200);
+    assert_ne!(new_etag, etag, "a backfilled attestation changes the ETag");
+    let entries = harness::zip_entries(&after);
+    let read = artifacts_attest::verify_manifest(&entries[0].1, &entries[1].1, &key.1).unwrap();
+    let served = fetch_attestation(&env, &alice, &id, 1).await;
+    assert_eq!(read.files[0].attestation_sha256, Some(sha_hex(&served)));
+}
+
+/// The signing key rotated: a selection's kept signature by the former key
+/// is replaced once by one of the current key, which is then kept.
+#[tokio::test]
+async fn a_rotated_key_re_signs_a_kept_selection_once() {
+    use aws_sdk_kms::types::{KeySpec, KeyUsageType};
+    let env = TestEnv::new().await;
+    let alice = Caller::writer("acme");
+    let reader = Caller::reader("acme");
+    put(&env, &alice, "plan.bin", &content(2_000, 4)).await;
+    let (status, etag, before) = bundle_of(&env.store, &reader).await;
+    assert_eq!(status, 200);
+
+    let kms = aws_sdk_kms::Client::new(&env.sdk);
+    let rotated = kms
+        .create_key()
+        .key_spec(KeySpec::EccNistP256)
+        .key_usage(KeyUsageType::SignVerify)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata
+        .unwrap()
+        .key_id;
+    let counter = Kms::default();
+    let mut config = env.store.config.clone();
+    config.signing_key_id = Some(rotated.clone());
+    let store = artifacts::Store::with_clients(
+        config,
+        env.dynamodb(),
+        env.s3(),
+        aws_sdk_kms::Client::from_conf(
+            aws_sdk_kms::config::Builder::from(&env.sdk)
+                .interceptor(counter.clone())
+                .build(),
+        ),
+    );
+    let new_key = store.signer.public_key().await.unwrap().spki_der;
+    for round in 0..2 {
+        let (status, new_etag, after) = bundle_of(&store, &reader).await;
+        assert_eq!(status, 200);
+        assert_eq!(new_etag, etag, "the manifest did not change");
+        let entries = harness::zip_entries(&after);
+        artifacts_attest::verify_manifest(&entries[0].1, &entries[1].1, &new_key)
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert_ne!(entries[1].1, harness::zip_entries(&before)[1].1);
+    }
+    assert_eq!(counter.count("Sign"), 1, "re-signed once, then kept");
+    let kept = kept_signatures(&env, "acme").await;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["keyId"], AttributeValue::S(rotated));
 }

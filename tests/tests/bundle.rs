@@ -233,15 +233,20 @@ async fn fifty_nested_artifacts_unzip_to_exactly_the_stored_bytes() {
     let etag = header(&response, "etag").unwrap();
     assert!(etag.starts_with('"') && etag.len() == 66, "{etag}");
 
-    // Manifest first, then the files in path order.
+    // Manifest first, its signature second, then the files in path order.
     let order = names_in_order(&archive);
-    assert_eq!(order[0], "MANIFEST.json");
+    assert_eq!(order[..2], ["MANIFEST.json", "MANIFEST.json.sig"]);
     let expected_order: Vec<&String> = stored.keys().collect();
-    assert_eq!(order[1..].iter().collect::<Vec<_>>(), expected_order);
+    assert_eq!(order[2..].iter().collect::<Vec<_>>(), expected_order);
 
     let mut found = entries(&archive);
-    let (manifest, _) = found.remove("MANIFEST.json").unwrap();
+    let (manifest_bytes, _) = found.remove("MANIFEST.json").unwrap();
+    let (signature, _) = found.remove("MANIFEST.json.sig").unwrap();
     assert_eq!(found.len(), 50);
+    // The signature is over the manifest's exact bytes, with the served key.
+    let key = env.store.signing_key().await.unwrap();
+    let spki = artifacts::attestation::spki_from_pem(&key.public_key_pem).unwrap();
+    artifacts_attest::verify_manifest(&manifest_bytes, &signature, &spki).unwrap();
     for (path, (_, body, content_type)) in &stored {
         let (got, method) = &found[path];
         assert!(got == body, "{path}: bytes differ");
@@ -258,8 +263,13 @@ async fn fifty_nested_artifacts_unzip_to_exactly_the_stored_bytes() {
         assert_eq!(*method, expected, "{path} ({content_type})");
     }
 
-    let manifest: Value = serde_json::from_slice(&manifest).unwrap();
-    assert_eq!(manifest["format"], "artifacts-bundle/2");
+    let manifest: Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    assert_eq!(manifest["format"], "artifacts-bundle/3");
+    assert_eq!(
+        header(&response, "etag").unwrap(),
+        format!("\"{}\"", sha256(&manifest_bytes)),
+        "the ETag is the manifest's digest"
+    );
     assert_eq!(manifest["workflowId"], WF);
     let files = manifest["files"].as_array().unwrap();
     assert_eq!(files.len(), 50);
@@ -271,6 +281,10 @@ async fn fifty_nested_artifacts_unzip_to_exactly_the_stored_bytes() {
         assert_eq!(file["size"], body.len());
         assert_eq!(file["sha256"], sha256(body), "{path}");
         assert_eq!(file["contentType"], *content_type);
+        // The digest of the version's attestation as the API serves it.
+        let served = harness::versions(&env, Call::attestation(id, "1").by(&alice)).await;
+        assert_eq!(served.status(), 200);
+        assert_eq!(file["attestationSha256"], sha256(&bytes(&served)), "{path}");
     }
 
     // A standard extractor writes exactly these files, nothing else.
@@ -281,6 +295,7 @@ async fn fifty_nested_artifacts_unzip_to_exactly_the_stored_bytes() {
         .unwrap();
     let mut on_disk = files_under(&dir.0);
     assert!(on_disk.remove("MANIFEST.json").is_some());
+    assert!(on_disk.remove("MANIFEST.json.sig").is_some());
     let expected: BTreeMap<String, Vec<u8>> = stored
         .iter()
         .map(|(p, (_, b, _))| (p.clone(), b.clone()))
@@ -444,7 +459,7 @@ async fn filters_and_pins_select_and_bad_ones_are_refused() {
         );
         entries(&bytes(response))
             .into_keys()
-            .filter(|n| n != "MANIFEST.json")
+            .filter(|n| n != "MANIFEST.json" && n != "MANIFEST.json.sig")
             .collect()
     };
     let set = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
@@ -605,7 +620,7 @@ async fn other_orgs_and_empty_selections_are_the_same_404() {
     let found = entries(&bytes(&own));
     assert_eq!(
         found.keys().cloned().collect::<Vec<_>>(),
-        ["MANIFEST.json", "mine.txt"]
+        ["MANIFEST.json", "MANIFEST.json.sig", "mine.txt"]
     );
 }
 
@@ -687,6 +702,7 @@ async fn dangerous_paths_cannot_exist_and_every_entry_stays_inside_the_root() {
     let on_disk = files_under(&dir.0);
     let mut expected: BTreeSet<String> = odd.iter().map(|s| s.to_string()).collect();
     expected.insert("MANIFEST-1.json".into());
+    expected.insert("MANIFEST-1.json.sig".into());
     assert_eq!(on_disk.keys().cloned().collect::<BTreeSet<_>>(), expected);
     assert_eq!(
         on_disk["MANIFEST.json"], b"file 4",
@@ -849,6 +865,7 @@ async fn a_bundle_over_the_direct_limit_is_delivered_and_reused() {
     let archive = fetched.bytes().await.unwrap().to_vec();
     let mut found = entries(&archive);
     found.remove("MANIFEST.json").unwrap();
+    found.remove("MANIFEST.json.sig").unwrap();
     assert_eq!(found.len(), stored.len());
     for (path, body) in &stored {
         assert!(&found[path].0 == body, "{path}");

@@ -1188,9 +1188,14 @@ async fn a_bundle_is_verified_and_a_link_serves_without_a_token() {
     );
     // Independently: the ZIP holds exactly the files put.
     let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
-    assert_eq!(archive.len(), 51, "MANIFEST.json + 50 files");
+    assert_eq!(
+        archive.len(),
+        52,
+        "MANIFEST.json + its signature + 50 files"
+    );
     let first = archive.by_index(0).unwrap().name().to_owned();
     assert_eq!(first, "MANIFEST.json");
+    assert_eq!(archive.by_index(1).unwrap().name(), "MANIFEST.json.sig");
     // A prefix selects; a byte changed on the wire fails verification (1)
     // and leaves nothing at the target name.
     let part = out.join("part-1.zip");
@@ -1674,4 +1679,361 @@ async fn rm_restore_and_audit_round_trip() {
     admin.run(&["rm", &id, "--purge"]).await.expect(0);
     cli.run(&["get", &id, "-o", "-"]).await.expect(3);
     cli.run(&["restore", &id]).await.expect(3);
+}
+
+// ---------------------------------------------------------------------------
+// Signed bundles and attestations, verified offline (SPEC §18).
+
+/// A ZIP's entries in order: (name, bytes).
+type Entries = Vec<(String, Vec<u8>)>;
+
+/// A bundle's entries in order.
+fn zip_entries(path: &Path) -> Entries {
+    harness::zip_entries(&std::fs::read(path).unwrap())
+}
+
+/// `entries` as a well-formed ZIP (valid CRCs) at `path`: a tampered
+/// bundle that only the manifest and its signature can catch.
+fn rezip(path: &Path, entries: &[(String, Vec<u8>)]) {
+    std::fs::write(path, harness::rezip(entries)).unwrap();
+}
+
+/// Python `cryptography` on a bundle (scripts/verify_bundle.py).
+fn python_verifies(key: &Path, zip: &Path) -> (bool, String) {
+    let out = Command::new(workspace_root().join(".venv/bin/python"))
+        .arg(workspace_root().join("scripts/verify_bundle.py"))
+        .arg(key)
+        .arg(zip)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_bundles_and_attestations_verify_offline() {
+    binary();
+    // Bundles over 100 KB go through deliveries/ (303).
+    let edge = Edge::start_with(|c| c.direct_max_bytes = 100_000).await;
+    let cli = Cli::new(&edge, &edge.writer("acme"));
+    let out = scratch("signed");
+
+    // The key, fetched once without any token.
+    let key = out.join("key.pem");
+    cli.token(None)
+        .run(&["key", "-o", key.to_str().unwrap()])
+        .await
+        .expect(0);
+    let pem = std::fs::read_to_string(&key).unwrap();
+    assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"), "{pem}");
+    let stdout = cli.token(None).run(&["key"]).await;
+    assert_eq!(stdout.expect(0).stdout, pem);
+
+    let small_md = "# notes\n".repeat(400).into_bytes();
+    let small_bin = noise(3_000, 1);
+    let big = noise(300_000, 2);
+    let md_id = put_one(&cli, "wf-signed", "small/notes.md", &small_md).await;
+    put_one(&cli, "wf-signed", "small/data.bin", &small_bin).await;
+    put_one(&cli, "wf-signed", "big/blob.bin", &big).await;
+
+    // Small (answered directly) and large (303 to deliveries/): both verify
+    // while downloading (--key) and again offline (verify-bundle).
+    let small = out.join("small.zip");
+    let large = out.join("large.zip");
+    for (zip, prefix) in [(&small, Some("small/")), (&large, None)] {
+        let mut args = vec!["bundle", "wf-signed", "-o", zip.to_str().unwrap()];
+        if let Some(p) = prefix {
+            args.extend(["-p", p]);
+        }
+        args.extend(["--key", key.to_str().unwrap(), "--format", "json"]);
+        let doc = cli.run(&args).await.expect(0).json();
+        assert_eq!(doc["signatureVerified"], true, "{doc}");
+        let run = cli
+            .token(None)
+            .run(&[
+                "verify-bundle",
+                zip.to_str().unwrap(),
+                "--key",
+                key.to_str().unwrap(),
+                "--format",
+                "json",
+            ])
+            .await;
+        let doc = run.expect(0).json();
+        assert_eq!(doc["files"], if prefix.is_some() { 2 } else { 3 }, "{doc}");
+        let (ok, said) = python_verifies(&key, zip);
+        assert!(ok, "Python rejects a good bundle: {said}");
+    }
+    // The large one really went through deliveries/.
+    let answer = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!(
+            "http://{}/v1/workflows/wf-signed/artifacts/bundle",
+            edge.addr
+        ))
+        .bearer_auth(edge.writer("acme"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 303);
+    let entries = zip_entries(&large);
+    let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "MANIFEST.json",
+            "MANIFEST.json.sig",
+            "big/blob.bin",
+            "small/data.bin",
+            "small/notes.md"
+        ]
+    );
+
+    // One flipped byte anywhere fails, naming what failed.
+    let verify_bundle = |zip: PathBuf| {
+        let cli = cli.token(None);
+        let key = key.clone();
+        async move {
+            cli.run(&[
+                "verify-bundle",
+                zip.to_str().unwrap(),
+                "--key",
+                key.to_str().unwrap(),
+            ])
+            .await
+        }
+    };
+    let flip = |at: usize, what: &str| {
+        let mut e = entries.clone();
+        let i = e.iter().position(|(n, _)| n == what).unwrap();
+        let data = &mut e[i].1;
+        let at = at.min(data.len() - 1);
+        data[at] ^= 0x01;
+        e
+    };
+    let cases: Vec<(&str, Entries, &str)> = vec![
+        (
+            "a file's byte",
+            flip(1_000, "small/notes.md"),
+            "small/notes.md",
+        ),
+        (
+            "the large file's last byte",
+            flip(usize::MAX, "big/blob.bin"),
+            "big/blob.bin",
+        ),
+        ("the manifest", flip(60, "MANIFEST.json"), "MANIFEST.json: "),
+        (
+            "the signature",
+            {
+                // Inside the DER `sig` (base64): another valid base64 character.
+                let mut e = entries.clone();
+                let mut envelope: Value = serde_json::from_slice(&e[1].1).unwrap();
+                let sig = envelope["signatures"][0]["sig"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                let mid = sig.len() / 2;
+                let c = if &sig[mid..=mid] == "A" { "B" } else { "A" };
+                envelope["signatures"][0]["sig"] =
+                    Value::from(format!("{}{c}{}", &sig[..mid], &sig[mid + 1..]));
+                e[1].1 = serde_json::to_vec(&envelope).unwrap();
+                e
+            },
+            "MANIFEST.json.sig",
+        ),
+        (
+            "an extra file",
+            {
+                let mut e = entries.clone();
+                e.push(("extra.txt".into(), b"x".to_vec()));
+                e
+            },
+            "extra.txt: not in the manifest",
+        ),
+        (
+            "a missing file",
+            {
+                let mut e = entries.clone();
+                e.retain(|(n, _)| n != "small/data.bin");
+                e
+            },
+            "small/data.bin: missing",
+        ),
+        (
+            "no signature",
+            {
+                let mut e = entries.clone();
+                e.remove(1);
+                e
+            },
+            "MANIFEST.json.sig",
+        ),
+    ];
+    // The untampered entries, re-zipped the same way, still verify (so the
+    // failures below are the tampering's).
+    let same = out.join("same.zip");
+    rezip(&same, &entries);
+    verify_bundle(same.clone()).await.expect(0);
+    for (what, tampered, named) in cases {
+        let zip = out.join("tampered.zip");
+        rezip(&zip, &tampered);
+        let run = verify_bundle(zip.clone()).await;
+        run.expect(1);
+        assert!(run.stderr.contains(named), "{what}: {run:?}");
+        eprintln!("{what}: {}", run.stderr.trim());
+        let (ok, said) = python_verifies(&key, &zip);
+        assert!(!ok, "Python accepts {what}: {said}");
+    }
+    // A raw byte flipped in the ZIP itself (inside a stored entry's data):
+    // caught by the reader's CRC, named too.
+    let mut raw = std::fs::read(&large).unwrap();
+    let at = raw
+        .windows(16)
+        .position(|w| w == &big[5_000..5_016])
+        .unwrap();
+    raw[at] ^= 0x01;
+    let zip = out.join("raw.zip");
+    std::fs::write(&zip, &raw).unwrap();
+    let run = verify_bundle(zip).await;
+    run.expect(1);
+    assert!(run.stderr.contains("big/blob.bin"), "{run:?}");
+    // Another key: the signature check fails.
+    let other = out.join("other.pem");
+    let other_key = Command::new("openssl")
+        .args(["ecparam", "-name", "prime256v1", "-genkey", "-noout"])
+        .output()
+        .unwrap();
+    let mut pubout = Command::new("openssl")
+        .args(["ec", "-pubout", "-out", other.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(pubout.stdin.as_mut().unwrap(), &other_key.stdout).unwrap();
+    assert!(pubout.wait().unwrap().success());
+    let run = cli
+        .token(None)
+        .run(&[
+            "verify-bundle",
+            small.to_str().unwrap(),
+            "--key",
+            other.to_str().unwrap(),
+        ])
+        .await;
+    run.expect(1);
+    assert!(
+        run.stderr.contains("MANIFEST.json.sig: signature"),
+        "{run:?}"
+    );
+
+    // A downloaded file and its attestation.
+    let file = out.join("notes.md");
+    cli.run(&["get", &md_id, "-o", file.to_str().unwrap()])
+        .await
+        .expect(0);
+    let attestation = reqwest::Client::new()
+        .get(format!(
+            "http://{}/v1/artifacts/{md_id}/versions/1/attestation",
+            edge.addr
+        ))
+        .bearer_auth(edge.writer("acme"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(attestation.status(), 200);
+    let envelope = attestation.bytes().await.unwrap().to_vec();
+    let att = out.join("notes.att.json");
+    std::fs::write(&att, &envelope).unwrap();
+    let verify = |file: PathBuf, att: PathBuf| {
+        let cli = cli.token(None);
+        let key = key.clone();
+        async move {
+            cli.run(&[
+                "verify",
+                file.to_str().unwrap(),
+                "--attestation",
+                att.to_str().unwrap(),
+                "--key",
+                key.to_str().unwrap(),
+                "--format",
+                "json",
+            ])
+            .await
+        }
+    };
+    // As people see it (the README's example).
+    let shown = cli
+        .token(None)
+        .run(&[
+            "verify",
+            file.to_str().unwrap(),
+            "--attestation",
+            att.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ])
+        .await;
+    assert!(shown.expect(0).stdout.contains("verified"), "{shown:?}");
+    eprintln!("{}", shown.stdout);
+    let shown = cli
+        .token(None)
+        .run(&[
+            "verify-bundle",
+            large.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ])
+        .await;
+    assert!(
+        shown
+            .expect(0)
+            .stdout
+            .contains("signature ok, 3 files verified"),
+        "{shown:?}"
+    );
+    eprintln!("{}", shown.stdout);
+    let doc = verify(file.clone(), att.clone()).await.expect(0).json();
+    assert_eq!(doc["subject"], "wf-signed/small/notes.md");
+    assert_eq!(doc["artifactId"], md_id.as_str());
+    assert_eq!(doc["sha256"], sha256(&small_md));
+
+    // One changed byte of the file, the payload, or the signature: exit 1.
+    let changed_file = out.join("changed.md");
+    let mut bytes = small_md.clone();
+    bytes[10] ^= 0x01;
+    std::fs::write(&changed_file, &bytes).unwrap();
+    let run = verify(changed_file, att.clone()).await;
+    run.expect(1);
+    assert!(run.stderr.contains("subject digest"), "{run:?}");
+    let dsse: Value = serde_json::from_slice(&envelope).unwrap();
+    for (what, field, named) in [
+        ("payload", "payload", "signature"),
+        ("signature", "sig", "signature"),
+    ] {
+        let mut d = dsse.clone();
+        let slot = if field == "sig" {
+            &mut d["signatures"][0]["sig"]
+        } else {
+            &mut d["payload"]
+        };
+        let text = slot.as_str().unwrap().to_owned();
+        let mid = text.len() / 2;
+        let c = if &text[mid..=mid] == "A" { "B" } else { "A" };
+        *slot = Value::from(format!("{}{c}{}", &text[..mid], &text[mid + 1..]));
+        let bad = out.join(format!("bad-{field}.json"));
+        std::fs::write(&bad, serde_json::to_vec(&d).unwrap()).unwrap();
+        let run = verify(file.clone(), bad).await;
+        run.expect(1);
+        assert!(run.stderr.contains(named), "{what}: {run:?}");
+    }
+    std::fs::remove_dir_all(&out).unwrap();
 }

@@ -391,6 +391,10 @@ async fn bundles_of_tricky_names_extract_byte_exact_with_three_extractors() {
         let manifest = found
             .remove(b"MANIFEST-1.json".as_slice())
             .unwrap_or_else(|| panic!("{name}: no MANIFEST-1.json"));
+        // Its signature beside it.
+        found
+            .remove(b"MANIFEST-1.json.sig".as_slice())
+            .unwrap_or_else(|| panic!("{name}: no MANIFEST-1.json.sig"));
         manifests.push(manifest);
         let shown = |m: &BTreeMap<Vec<u8>, Vec<u8>>| -> Vec<String> {
             m.keys()
