@@ -14,9 +14,9 @@ const FILTERS = [
   ['createdAfter', 'Created after (RFC 3339)', 'text'],
   ['createdBefore', 'Created before (RFC 3339)', 'text'],
 ];
-// The API sorts the library by creation, and by path within one run
-// (sort=path needs workflowId); it refuses size (no index serves it).
-const SORTS = [['createdAt', 'Created'], ['path', 'Path (one run)']];
+// The API sorts the library by creation, path (within a run or across
+// runs) and size, each served by an index.
+const SORTS = [['createdAt', 'Created'], ['path', 'Path'], ['size', 'Size']];
 
 let sortSupported; // probed once: the sort parameter arrives with other work
 
