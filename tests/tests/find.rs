@@ -1450,3 +1450,220 @@ async fn measure_selective_label_filter_on_10000_artifacts() {
         );
     }
 }
+
+// Measurement (issue 13): what the size order reads per artifact listed,
+// and what its indexes add to every write. Run with
+// `cargo test -p artifacts-tests --test find -- --ignored measure_size --nocapture`.
+
+/// DynamoDB's size of an item (attribute names plus values, as its
+/// documentation counts them; numbers ≈ 1 byte per 2 digits + 1).
+fn item_bytes(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+    fn value(v: &V) -> usize {
+        match v {
+            V::S(s) => s.len(),
+            V::N(n) => n.len().div_ceil(2) + 1,
+            V::B(b) => b.as_ref().len(),
+            V::Bool(_) | V::Null(_) => 1,
+            V::M(m) => 3 + m.iter().map(|(k, v)| k.len() + value(v) + 1).sum::<usize>(),
+            V::L(l) => 3 + l.iter().map(|v| value(v) + 1).sum::<usize>(),
+            V::Ss(s) => s.iter().map(String::len).sum(),
+            _ => 0,
+        }
+    }
+    item.iter().map(|(k, v)| k.len() + value(v)).sum()
+}
+
+/// Write units one index is charged for an item going from `before` to
+/// `after` (DynamoDB: entering = a put, leaving = a delete, a changed key =
+/// both, an unchanged key with changed attributes = one update; each 1 KB
+/// of the index item, all attributes projected).
+fn index_wcu(
+    index: &str,
+    before: Option<&std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+    after: Option<&std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+) -> (usize, usize) {
+    let key = |item: Option<
+        &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    >| {
+        item.and_then(|i| {
+            Some((
+                i.get(&format!("{index}pk"))?.clone(),
+                i.get(&format!("{index}sk"))?.clone(),
+            ))
+        })
+    };
+    let units = |i: Option<
+        &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    >| { i.map_or(0, |i| item_bytes(i).div_ceil(1024).max(1)) };
+    let (kb, ka) = (key(before), key(after));
+    match (kb, ka) {
+        (None, None) => (0, 0),
+        (None, Some(_)) => (1, units(after)),
+        (Some(_), None) => (1, units(before)),
+        (Some(b), Some(a)) if b != a => (2, units(before) + units(after)),
+        (Some(_), Some(_)) if before != after => (1, units(before).max(units(after))),
+        _ => (0, 0),
+    }
+}
+
+#[tokio::test]
+#[ignore = "a measurement: seeds 2,000 artifacts"]
+async fn measure_size_order_reads_and_index_writes() {
+    let env = TestEnv::new().await;
+    let reader = Caller::reader(ORG);
+    let writer = Caller::writer(ORG);
+    let principal = artifacts::auth::Principal {
+        org: ORG.into(),
+        subject: reader.sub.clone(),
+        scopes: vec!["artifacts:read".into()],
+    };
+    let mut rng = Rng(2_000);
+    let all: Vec<Artifact> = (0..2_000).map(|i| random_artifact(&mut rng, i)).collect();
+    seed(&env, ORG, &all).await;
+    eprintln!(
+        "| listing (2,000 artifacts, limit 100) | pages | Queries | items read | listed | items read per listed | first page (with totals) | each later page | stopped early |"
+    );
+    eprintln!("|---|---|---|---|---|---|---|---|---|");
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        ("sort=size", &[("sort", "size")]),
+        (
+            "sort=size&order=desc",
+            &[("sort", "size"), ("order", "desc")],
+        ),
+        (
+            "sort=size&workflowId=run-a",
+            &[("sort", "size"), ("workflowId", "run-a")],
+        ),
+        (
+            "sort=size&library=true (1 in 3)",
+            &[("sort", "size"), ("library", "true")],
+        ),
+        ("sort=path", &[("sort", "path")]),
+        ("sort=createdAt (before)", &[]),
+    ];
+    for (name, params) in cases {
+        let mut cursor: Option<String> = None;
+        let (mut pages, mut queries, mut read, mut listed, mut early) = (0, 0, 0, 0, 0);
+        let mut first_page = 0;
+        loop {
+            let mut p: Vec<(&str, &str)> = params.to_vec();
+            p.push(("limit", "100"));
+            if let Some(c) = &cursor {
+                p.push(("cursor", c.as_str()));
+            }
+            let page = env
+                .store
+                .list(&principal, &ListQuery::library(p).unwrap())
+                .await
+                .unwrap();
+            pages += 1;
+            if pages == 1 {
+                first_page = page.stats.items_read;
+            }
+            queries += page.stats.queries;
+            read += page.stats.items_read;
+            listed += page.artifacts.len();
+            early += usize::from(page.stopped_early);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        eprintln!(
+            "| {name} | {pages} | {queries} | {read} | {listed} | {:.2} | {first_page} | {:.1} | {early} |",
+            read as f64 / listed as f64,
+            (read - first_page) as f64 / (pages - 1).max(1) as f64
+        );
+    }
+
+    // Index writes of each change, from the two artifact items before and
+    // after it (read back from the table).
+    let items = |id: String, wf: &'static str, path: &'static str| {
+        let env = &env;
+        async move {
+            let by_id = env
+                .store
+                .metadata
+                .item(
+                    metadata::artifact_pk(ORG, &id),
+                    metadata::ARTIFACT_SK.into(),
+                )
+                .await
+                .unwrap();
+            let by_path = env
+                .store
+                .metadata
+                .item(metadata::workflow_pk(ORG, wf), metadata::path_sk(path))
+                .await
+                .unwrap();
+            [by_id, by_path]
+        }
+    };
+    eprintln!();
+    eprintln!(
+        "| change | gsi1 | gsi3 | gsi5 (new) | gsi6 (new) | new indexes: index writes / WCU |"
+    );
+    eprintln!("|---|---|---|---|---|---|");
+    let first = put(
+        &env,
+        Call::upload("run-w", "docs/report.md", &[b'a'; 1000])
+            .header("x-artifact-meta-env", "prod")
+            .by(&writer),
+    )
+    .await;
+    let id = first["artifact"]["artifactId"].as_str().unwrap().to_owned();
+    let mut before = [None, None];
+    let steps: Vec<(&str, Option<Call>)> = vec![
+        ("create (version 1)", None),
+        (
+            "version 2, same size",
+            Some(Call::upload("run-w", "docs/report.md", &[b'b'; 1000])),
+        ),
+        (
+            "version 3, other size",
+            Some(Call::upload("run-w", "docs/report.md", &[b'c'; 2000])),
+        ),
+        (
+            "PATCH labels",
+            Some(Call::patch_artifact(
+                &id,
+                &json!({"metadata": {"env": "dev"}}),
+            )),
+        ),
+        ("delete (to the trash)", Some(Call::delete_artifact(&id))),
+        ("restore", Some(Call::restore(&id))),
+    ];
+    for (name, call) in steps {
+        if let Some(call) = call {
+            let r = if name.starts_with("version") {
+                upload(&env, call.by(&writer)).await
+            } else {
+                versions(&env, call.by(&writer)).await
+            };
+            assert!(r.status().is_success(), "{name}: {}", r.status());
+        }
+        let after = items(id.clone(), "run-w", "docs/report.md").await;
+        let mut cells = Vec::new();
+        let mut new = (0, 0);
+        for index in ["gsi1", "gsi3", "gsi5", "gsi6"] {
+            let (mut writes, mut wcu) = (0, 0);
+            for (b, a) in before.iter().zip(after.iter()) {
+                let (w, u) = index_wcu(index, b.as_ref(), a.as_ref());
+                writes += w;
+                wcu += u;
+            }
+            if matches!(index, "gsi5" | "gsi6") {
+                new.0 += writes;
+                new.1 += wcu;
+            }
+            cells.push(format!("{writes} / {wcu}"));
+        }
+        eprintln!("| {name} | {} | {} / {} |", cells.join(" | "), new.0, new.1);
+        before = after;
+    }
+    let sizes: Vec<usize> = before.iter().flatten().map(item_bytes).collect();
+    eprintln!("artifact item sizes (bytes, by id / by path): {sizes:?}");
+}
