@@ -487,16 +487,12 @@ impl Plan {
                 (names, more_values),
             );
         }
-        let library_workflow = match &q.listing {
-            Listing::Library { workflow_id } => workflow_id.as_deref(),
-            Listing::Workflow(_) => None,
-        };
-        match (&q.listing, q.search.sort, library_workflow) {
-            (Listing::Library { .. }, Sort::Size, _)
-            | (Listing::Library { .. }, Sort::Path, None) => {
-                return Plan::by_order(org, q, (filters, values, binding), (names, more_values));
-            }
-            _ => {}
+        // The library by size, and by path across workflows: their indexes.
+        let by_size = matches!(q.listing, Listing::Library { .. }) && q.search.sort == Sort::Size;
+        let org_wide_path = matches!(q.listing, Listing::Library { workflow_id: None })
+            && q.search.sort == Sort::Path;
+        if by_size || org_wide_path {
+            return Plan::by_order(org, q, (filters, values, binding), (names, more_values));
         }
         // The library of one workflow by path: its base-table partition,
         // as the workflow listing reads it (dates become filters).
