@@ -1122,6 +1122,132 @@ impl Store {
     }
 }
 
+/// What one run of [`Store::backfill_order_keys`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderBackfill {
+    /// Library index items evaluated (the bound counts these).
+    pub examined: u64,
+    /// Artifacts given their size and path order keys.
+    pub written: u64,
+    /// Artifacts that changed meanwhile (their own write keyed them, or
+    /// they went to the trash): left alone.
+    pub skipped: u64,
+    /// Whether the org's library holds no artifact without the keys (as of
+    /// the run's start).
+    pub done: bool,
+    /// Where the next run continues (pass it back as `after`); `None` when
+    /// done.
+    pub next: Option<BTreeMap<String, String>>,
+}
+
+impl Store {
+    /// Give the live artifacts of `org` written before the size and path
+    /// indexes existed their keys (`gsi5` on both artifact items, `gsi6` on
+    /// the by-path item), evaluating at most `max_items` library index
+    /// items after `after` (the previous run's `next`); run again until
+    /// `done`. A Query of the org's library
+    /// partition (`gsi1`, live artifacts only) filtered to items without
+    /// `gsi5pk`; each artifact is one transaction of two conditional
+    /// updates (still at the version read, still live, still unkeyed), so a
+    /// concurrent version, delete or restore wins and the artifact is
+    /// skipped (that write keyed it, or it is in the trash).
+    pub async fn backfill_order_keys(
+        &self,
+        org: &str,
+        after: Option<BTreeMap<String, String>>,
+        max_items: u64,
+    ) -> Result<OrderBackfill> {
+        use aws_sdk_dynamodb::types::{TransactWriteItem, Update, builders::UpdateBuilder};
+        let md = &self.metadata;
+        let mut report = OrderBackfill::default();
+        let mut start: Option<RawItem> = after.map(|k| {
+            k.into_iter()
+                .map(|(n, v)| (n, AttributeValue::S(v)))
+                .collect()
+        });
+        while report.examined < max_items {
+            let budget = (max_items - report.examined).min(MAX_ROUND_LIMIT as u64);
+            let out = md
+                .client()
+                .query()
+                .table_name(md.table())
+                .index_name(LIBRARY_INDEX)
+                .key_condition_expression("gsi1pk = :pk")
+                .filter_expression("attribute_not_exists(gsi5pk)")
+                .expression_attribute_values(":pk", AttributeValue::S(library_pk(org)))
+                .limit(i32::try_from(budget).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| Error::upstream("dynamodb", e))?;
+            report.examined += u64::try_from(out.scanned_count()).unwrap_or_default();
+            for item in out.items() {
+                let artifact = metadata::artifact_of(item.clone())?;
+                let [by_id, by_path] = metadata::artifact_items(org, &artifact);
+                let set = |item: &RawItem, names: &[&str]| -> Result<UpdateBuilder> {
+                    let mut update = Update::builder()
+                        .table_name(md.table())
+                        .set_key(Some(
+                            ["pk", "sk"]
+                                .iter()
+                                .filter_map(|k| Some(((*k).to_owned(), item.get(*k)?.clone())))
+                                .collect(),
+                        ))
+                        .update_expression(format!(
+                            "SET {}",
+                            names
+                                .iter()
+                                .map(|n| format!("{n} = :{n}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                        .expression_attribute_values(
+                            ":seen",
+                            AttributeValue::N(artifact.latest_version.to_string()),
+                        )
+                        .expression_attribute_values(
+                            ":id",
+                            AttributeValue::S(artifact.artifact_id.clone()),
+                        );
+                    for n in names {
+                        let value = item.get(*n).ok_or_else(|| malformed(n))?;
+                        update = update.expression_attribute_values(format!(":{n}"), value.clone());
+                    }
+                    Ok(update)
+                };
+                let by_id_update = set(&by_id, &["gsi5pk", "gsi5sk"])?.condition_expression(
+                    "artifactId = :id AND latestVersion = :seen \
+                     AND attribute_not_exists(deletedAt) AND attribute_not_exists(gsi5pk)",
+                );
+                let by_path_update = set(&by_path, &["gsi5pk", "gsi5sk", "gsi6pk", "gsi6sk"])?
+                    .condition_expression("artifactId = :id AND latestVersion = :seen");
+                let actions = [by_id_update, by_path_update]
+                    .into_iter()
+                    .map(|u| {
+                        u.build()
+                            .map(|u| TransactWriteItem::builder().update(u).build())
+                            .map_err(|e| Error::upstream("dynamodb", e))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                match self.transact(actions).await? {
+                    None => report.written += 1,
+                    Some(_) => report.skipped += 1,
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => {
+                    report.done = true;
+                    return Ok(report);
+                }
+            }
+        }
+        report.next = start.as_ref().map(key_strings).transpose()?;
+        Ok(report)
+    }
+}
+
 /// Every version (newest first) up to the listed `latestVersion` of each
 /// artifact, with the Queries each took; a few artifacts at a time.
 async fn all_versions(

@@ -257,11 +257,19 @@ async fn download_by_path_is_the_id_download_for_every_size_class_version_and_co
 
 /// Write the artifact items a version commit would write, 25 per request.
 async fn seed(env: &TestEnv, org: &str, artifacts: &[Artifact]) {
-    let ddb = env.dynamodb();
     let items: Vec<_> = artifacts
         .iter()
         .flat_map(|a| metadata::artifact_items(org, a))
         .collect();
+    seed_items(env, items).await;
+}
+
+/// Write `items` with `BatchWriteItem`, 25 per request.
+async fn seed_items(
+    env: &TestEnv,
+    items: Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+) {
+    let ddb = env.dynamodb();
     let chunks: Vec<_> = items.chunks(25).map(<[_]>::to_vec).collect();
     // A few requests at a time.
     for group in chunks.chunks(8) {
@@ -1196,6 +1204,101 @@ async fn library_true_in_the_uploads_body_publishes_the_ingested_artifact_with_i
     );
     assert_eq!(private["metadata"], json!({"env": "prod"}));
     assert_eq!(plain["library"], false);
+}
+
+#[tokio::test]
+async fn the_bounded_backfill_keys_older_artifacts_into_the_size_and_path_orders() {
+    let env = TestEnv::new().await;
+    let reader = Caller::reader(ORG);
+    let mut rng = Rng(0xbacf);
+    let all: Vec<Artifact> = (0..60).map(|i| random_artifact(&mut rng, i)).collect();
+    // Two thirds written as before the indexes existed (no gsi5/gsi6 keys);
+    // one of those in the trash; another org's as old.
+    let mut items = Vec::new();
+    let mut old = BTreeSet::new();
+    for (i, a) in all.iter().enumerate() {
+        let mut a = a.clone();
+        if i == 1 {
+            a.lifecycle.deleted_at = Some("2026-03-02T00:00:00.000Z".into());
+        }
+        for mut item in metadata::artifact_items(ORG, &a) {
+            if i % 3 != 0 {
+                for k in ["gsi5pk", "gsi5sk", "gsi6pk", "gsi6sk"] {
+                    item.remove(k);
+                }
+            }
+            if i == 1 && item["sk"] != aws_sdk_dynamodb::types::AttributeValue::S("#META".into()) {
+                continue; // a trashed artifact has no by-path item
+            }
+            items.push(item);
+        }
+        if i % 3 != 0 && i != 1 {
+            old.insert(a.artifact_id.clone());
+        }
+    }
+    let theirs: Vec<Artifact> = (0..5).map(|i| random_artifact(&mut rng, 100 + i)).collect();
+    for a in &theirs {
+        for mut item in metadata::artifact_items("zenith", a) {
+            for k in ["gsi5pk", "gsi5sk", "gsi6pk", "gsi6sk"] {
+                item.remove(k);
+            }
+            items.push(item);
+        }
+    }
+    seed_items(&env, items).await;
+    let live: BTreeSet<String> = all
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, a)| a.artifact_id.clone())
+        .collect();
+    let by = |sort: &str| Call::list_library().query("sort", sort).by(&reader);
+    let listed = |ids: Vec<String>| ids.into_iter().collect::<BTreeSet<_>>();
+    let before = listed(ordered(&env, by("size")).await);
+    assert_eq!(
+        before,
+        &live - &old,
+        "older artifacts are in no size order yet"
+    );
+
+    // Bounded: stops after the items it may evaluate, and says so.
+    let first = env.store.backfill_order_keys(ORG, None, 10).await.unwrap();
+    assert!(first.examined <= 10 && !first.done, "{first:?}");
+    let mut written = first.written;
+    let mut next = first.next;
+    for _ in 0..20 {
+        assert!(next.is_some());
+        let run = env.store.backfill_order_keys(ORG, next, 10).await.unwrap();
+        assert!(run.examined <= 10);
+        written += run.written;
+        next = run.next;
+        if run.done {
+            break;
+        }
+    }
+    assert!(next.is_none());
+    assert_eq!(written, old.len() as u64, "each older live artifact once");
+    let again = env
+        .store
+        .backfill_order_keys(ORG, None, 1000)
+        .await
+        .unwrap();
+    assert_eq!((again.written, again.done), (0, true), "{again:?}");
+    for sort in ["size", "path"] {
+        let ids = ordered(&env, by(sort)).await;
+        let expected = brute_order(&all, &live, sort, "asc");
+        assert_eq!(ids, expected, "{sort}: every live artifact, in order, once");
+    }
+    // The trashed one stays out; another org's artifacts are untouched.
+    let zenith = Caller::reader("zenith");
+    let r = list(&env, Call::list_library().query("sort", "size").by(&zenith)).await;
+    assert_eq!(json_body(&r)["artifacts"], json!([]));
+    let theirs_run = env
+        .store
+        .backfill_order_keys("zenith", None, 1000)
+        .await
+        .unwrap();
+    assert_eq!((theirs_run.written, theirs_run.done), (5, true));
 }
 
 // 5. Bad input.
