@@ -152,7 +152,9 @@ pub fn content_sk(workflow_id: &str, path: &str) -> String {
 /// [`size_sk`]. A version commit rewrites the key with the item (the size
 /// is the latest version's); the delete to the trash removes it from the
 /// by-id item (and deletes the by-path item), the restore writes it back.
-/// All attributes projected; only listings read it.
+/// All attributes projected; only listings read it. Artifacts written
+/// before this index (and [`PATH_INDEX`]) existed get their keys at their
+/// next write or from `Store::backfill_order_keys` (`crate::listing`).
 pub const SIZE_INDEX: &str = "gsi5";
 
 /// The size index sort key: the size zero-padded to 20 digits (every `u64`,
