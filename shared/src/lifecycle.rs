@@ -587,10 +587,12 @@ impl Store {
                         .table_name(self.metadata.table())
                         .key("pk", s(&pk))
                         .key("sk", s(ARTIFACT_SK))
-                        .update_expression(
+                        .update_expression(format!(
                             "SET deletedAt = :at, deletedBy = :by, purgeAfter = :after, \
-                             gsi1pk = :trash, gsi1sk = :tsk, gsi2pk = :due, gsi2sk = :dsk",
-                        )
+                             gsi1pk = :trash, gsi1sk = :tsk, gsi2pk = :due, gsi2sk = :dsk \
+                             REMOVE {}",
+                            metadata::LIVE_ONLY_INDEX_KEYS
+                        ))
                         .condition_expression(
                             "attribute_exists(pk) AND attribute_not_exists(deletedAt) \
                              AND attribute_not_exists(legalHold)",

@@ -8,6 +8,13 @@
 //! | `GET /v1/workflows/{workflowId}/artifacts` | Query, base table, pk `{org}#W#{workflowId}`, `begins_with(sk, "P#{prefix}")`, strongly consistent | path |
 //! | `GET /v1/artifacts` | Query, index [`LIBRARY_INDEX`], gsi1pk `{org}#L`, `gsi1sk` between the dates | newest first |
 //! | `GET /v1/artifacts?workflowId=…` | Query, index [`LIBRARY_INDEX`], gsi1pk `{org}#W#{workflowId}`, same | newest first |
+//! | `GET /v1/artifacts?sort=size` | Query, index [`SIZE_INDEX`], gsi5pk `{org}#L` (with `workflowId`: `{org}#W#{workflowId}`) | size, then id |
+//! | `GET /v1/artifacts?sort=path` | Query, index [`PATH_INDEX`], gsi6pk `{org}#L`, `begins_with(gsi6sk, prefix)` | path, then workflow, then id |
+//! | `GET /v1/artifacts?workflowId=…&sort=path` | Query, base table, as the workflow listing | path |
+//!
+//! `order=desc` reverses an order exactly (a backwards Query), ties included.
+//! On the size and path indexes the dates (and, by size, the prefix) are
+//! filter expressions over `createdAt` (and `path`).
 //!
 //! Nothing scans: every read is a Query on one partition that belongs to the
 //! caller's org, and every item read is an artifact item that is returned,
@@ -60,7 +67,8 @@ use time::{Date, OffsetDateTime, UtcOffset};
 use crate::auth::{Principal, Scope};
 use crate::error::{Error, Result};
 use crate::metadata::{
-    self, ARTIFACT_SK, CONTENT_INDEX, LIBRARY_INDEX, Metadata, artifact_pk, library_pk, workflow_pk,
+    self, ARTIFACT_SK, CONTENT_INDEX, LIBRARY_INDEX, Metadata, PATH_INDEX, SIZE_INDEX, artifact_pk,
+    library_pk, workflow_pk,
 };
 use crate::model::{self, Artifact, MAX_PATH_BYTES, Version};
 use crate::search::{self, Search, Sort};
@@ -262,18 +270,13 @@ impl ListQuery {
             }
             Some(_) => return Err(Error::bad_request("state", "must be live or deleted")),
         };
-        let workflow_given = matches!(
-            listing,
-            Listing::Library {
-                workflow_id: Some(_)
-            }
-        );
-        let search = Search::parse(
-            |name| given.get(name).copied(),
-            &labels,
-            library_route,
-            workflow_given,
-        )?;
+        let search = Search::parse(|name| given.get(name).copied(), &labels, library_route)?;
+        if trash && search.sort != Sort::CreatedAt {
+            return Err(Error::bad_request(
+                "sort",
+                "the trash (state=deleted) is ordered by deletion time; leave sort out",
+            ));
+        }
         Ok(ListQuery {
             trash,
             listing,
@@ -484,6 +487,13 @@ impl Plan {
                 (names, more_values),
             );
         }
+        // The library by size, and by path across workflows: their indexes.
+        let by_size = matches!(q.listing, Listing::Library { .. }) && q.search.sort == Sort::Size;
+        let org_wide_path = matches!(q.listing, Listing::Library { workflow_id: None })
+            && q.search.sort == Sort::Path;
+        if by_size || org_wide_path {
+            return Plan::by_order(org, q, (filters, values, binding), (names, more_values));
+        }
         // The library of one workflow by path: its base-table partition,
         // as the workflow listing reads it (dates become filters).
         let by_path = match &q.listing {
@@ -587,6 +597,40 @@ impl Plan {
         }
         let get = |name: &str| key.get(name).map(String::as_str).unwrap_or_default();
         match self.index {
+            Some(SIZE_INDEX) => {
+                let sort = get("gsi5sk");
+                let Some((size, id)) = sort.split_once('#') else {
+                    return false;
+                };
+                let item_ok = if self.library_of_workflow {
+                    get("pk") == self.partition && get("sk").starts_with("P#")
+                } else {
+                    get("pk") == artifact_pk(&self.org, id) && get("sk") == ARTIFACT_SK
+                };
+                get("gsi5pk") == self.partition
+                    && size.len() == 20
+                    && size.bytes().all(|b| b.is_ascii_digit())
+                    && model::parse_artifact_id(id).is_ok()
+                    && item_ok
+            }
+            Some(PATH_INDEX) => {
+                let sort = get("gsi6sk");
+                let mut parts = sort.rsplitn(3, metadata::PATH_ORDER_SEP);
+                let (Some(id), Some(workflow_id), Some(path)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    return false;
+                };
+                get("gsi6pk") == self.partition
+                    && model::parse_artifact_id(id).is_ok()
+                    && model::validate_workflow_id(workflow_id).is_ok()
+                    && self
+                        .sk_prefix
+                        .as_deref()
+                        .is_none_or(|p| sort.starts_with(p))
+                    && get("pk") == workflow_pk(&self.org, workflow_id)
+                    && get("sk") == metadata::path_sk(path)
+            }
             Some(CONTENT_INDEX) => {
                 let sort = get("gsi3sk");
                 let Some((workflow_id, path)) = sort.split_once('/') else {
@@ -825,6 +869,79 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// `sort=size` (either listing of the library) and `sort=path` across
+    /// workflows: the size index ([`SIZE_INDEX`]) of the org's by-id items
+    /// or of the workflow's by-path items, or the path index
+    /// ([`PATH_INDEX`]) of the org's by-path items. A path prefix is a key
+    /// condition on the path index (its sort key starts with the path) and
+    /// a filter on the size index; dates and the search are filters.
+    fn by_order(
+        org: &str,
+        q: &ListQuery,
+        (mut filters, mut values, binding): PlanParts<'_>,
+        (names, mut more_values): SearchParts,
+    ) -> Plan {
+        let (lower, upper) = date_bounds(q.created_after, q.created_before);
+        date_filters(&lower, &upper, &mut filters, &mut more_values);
+        let workflow_id = match &q.listing {
+            Listing::Library { workflow_id } => workflow_id.as_deref(),
+            Listing::Workflow(w) => Some(w.as_str()),
+        };
+        let by_size = q.search.sort == Sort::Size;
+        let partition = match (by_size, workflow_id) {
+            (true, Some(w)) => workflow_pk(org, w),
+            _ => library_pk(org),
+        };
+        values.push((":pk", partition.clone()));
+        let (index, key_names, key_condition, sk_prefix): (_, &'static [&'static str], _, _) =
+            if by_size {
+                if let Some(p) = &q.prefix {
+                    filters.push("begins_with(#path, :prefix)");
+                    values.push((":prefix", p.clone()));
+                }
+                (
+                    SIZE_INDEX,
+                    &["gsi5pk", "gsi5sk", "pk", "sk"],
+                    "gsi5pk = :pk",
+                    None,
+                )
+            } else {
+                let condition = match &q.prefix {
+                    Some(p) => {
+                        values.push((":sk", p.clone()));
+                        "gsi6pk = :pk AND begins_with(gsi6sk, :sk)"
+                    }
+                    None => "gsi6pk = :pk",
+                };
+                (
+                    PATH_INDEX,
+                    &["gsi6pk", "gsi6sk", "pk", "sk"],
+                    condition,
+                    q.prefix.clone(),
+                )
+            };
+        Plan {
+            org: org.to_owned(),
+            index: Some(index),
+            key_condition: key_condition.into(),
+            values,
+            filter: (!filters.is_empty()).then(|| filters.join(" AND ")),
+            forward: !q.search.descending(),
+            consistent: false,
+            key_names,
+            partition,
+            sk_prefix,
+            lower: None,
+            upper: None,
+            library_of_workflow: by_size && workflow_id.is_some(),
+            binding,
+            names,
+            more_values,
+        }
+    }
+}
+
 /// Date bounds (see [`date_bounds`]) as filters on `createdAt`, for reads
 /// whose key is not the creation time.
 fn date_filters(
@@ -1002,6 +1119,132 @@ impl Store {
             stopped_early: stats.stopped_early,
             stats,
         })
+    }
+}
+
+/// What one run of [`Store::backfill_order_keys`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderBackfill {
+    /// Library index items evaluated (the bound counts these).
+    pub examined: u64,
+    /// Artifacts given their size and path order keys.
+    pub written: u64,
+    /// Artifacts that changed meanwhile (their own write keyed them, or
+    /// they went to the trash): left alone.
+    pub skipped: u64,
+    /// Whether the org's library holds no artifact without the keys (as of
+    /// the run's start).
+    pub done: bool,
+    /// Where the next run continues (pass it back as `after`); `None` when
+    /// done.
+    pub next: Option<BTreeMap<String, String>>,
+}
+
+impl Store {
+    /// Give the live artifacts of `org` written before the size and path
+    /// indexes existed their keys (`gsi5` on both artifact items, `gsi6` on
+    /// the by-path item), evaluating at most `max_items` library index
+    /// items after `after` (the previous run's `next`); run again until
+    /// `done`. A Query of the org's library
+    /// partition (`gsi1`, live artifacts only) filtered to items without
+    /// `gsi5pk`; each artifact is one transaction of two conditional
+    /// updates (still at the version read, still live, still unkeyed), so a
+    /// concurrent version, delete or restore wins and the artifact is
+    /// skipped (that write keyed it, or it is in the trash).
+    pub async fn backfill_order_keys(
+        &self,
+        org: &str,
+        after: Option<BTreeMap<String, String>>,
+        max_items: u64,
+    ) -> Result<OrderBackfill> {
+        use aws_sdk_dynamodb::types::{TransactWriteItem, Update, builders::UpdateBuilder};
+        let md = &self.metadata;
+        let mut report = OrderBackfill::default();
+        let mut start: Option<RawItem> = after.map(|k| {
+            k.into_iter()
+                .map(|(n, v)| (n, AttributeValue::S(v)))
+                .collect()
+        });
+        while report.examined < max_items {
+            let budget = (max_items - report.examined).min(MAX_ROUND_LIMIT as u64);
+            let out = md
+                .client()
+                .query()
+                .table_name(md.table())
+                .index_name(LIBRARY_INDEX)
+                .key_condition_expression("gsi1pk = :pk")
+                .filter_expression("attribute_not_exists(gsi5pk)")
+                .expression_attribute_values(":pk", AttributeValue::S(library_pk(org)))
+                .limit(i32::try_from(budget).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| Error::upstream("dynamodb", e))?;
+            report.examined += u64::try_from(out.scanned_count()).unwrap_or_default();
+            for item in out.items() {
+                let artifact = metadata::artifact_of(item.clone())?;
+                let [by_id, by_path] = metadata::artifact_items(org, &artifact);
+                let set = |item: &RawItem, names: &[&str]| -> Result<UpdateBuilder> {
+                    let mut update = Update::builder()
+                        .table_name(md.table())
+                        .set_key(Some(
+                            ["pk", "sk"]
+                                .iter()
+                                .filter_map(|k| Some(((*k).to_owned(), item.get(*k)?.clone())))
+                                .collect(),
+                        ))
+                        .update_expression(format!(
+                            "SET {}",
+                            names
+                                .iter()
+                                .map(|n| format!("{n} = :{n}"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                        .expression_attribute_values(
+                            ":seen",
+                            AttributeValue::N(artifact.latest_version.to_string()),
+                        )
+                        .expression_attribute_values(
+                            ":id",
+                            AttributeValue::S(artifact.artifact_id.clone()),
+                        );
+                    for n in names {
+                        let value = item.get(*n).ok_or_else(|| malformed(n))?;
+                        update = update.expression_attribute_values(format!(":{n}"), value.clone());
+                    }
+                    Ok(update)
+                };
+                let by_id_update = set(&by_id, &["gsi5pk", "gsi5sk"])?.condition_expression(
+                    "artifactId = :id AND latestVersion = :seen \
+                     AND attribute_not_exists(deletedAt) AND attribute_not_exists(gsi5pk)",
+                );
+                let by_path_update = set(&by_path, &["gsi5pk", "gsi5sk", "gsi6pk", "gsi6sk"])?
+                    .condition_expression("artifactId = :id AND latestVersion = :seen");
+                let actions = [by_id_update, by_path_update]
+                    .into_iter()
+                    .map(|u| {
+                        u.build()
+                            .map(|u| TransactWriteItem::builder().update(u).build())
+                            .map_err(|e| Error::upstream("dynamodb", e))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                match self.transact(actions).await? {
+                    None => report.written += 1,
+                    Some(_) => report.skipped += 1,
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => {
+                    report.done = true;
+                    return Ok(report);
+                }
+            }
+        }
+        report.next = start.as_ref().map(key_strings).transpose()?;
+        Ok(report)
     }
 }
 
@@ -1417,6 +1660,82 @@ mod tests {
         assert!(wf.owns(&key_of(&by_path, &wf)));
         assert!(!lib.owns(&key_of(&by_path, &lib)));
         assert!(!wf.owns(&key_of(&by_id, &wf)));
-        assert_eq!(metadata::artifact_of(by_id).unwrap(), a);
+        assert_eq!(metadata::artifact_of(by_id.clone()).unwrap(), a);
+
+        // The size and path orders: each item is a position of its listing
+        // and of no other.
+        assert_eq!(s(&by_id, "gsi5pk"), "acme#L");
+        assert_eq!(s(&by_path, "gsi5pk"), "acme#W#wf-1");
+        assert_eq!(s(&by_id, "gsi5sk"), format!("00000000000000000042#{ID}"));
+        assert_eq!(s(&by_path, "gsi5sk"), s(&by_id, "gsi5sk"));
+        assert_eq!(s(&by_path, "gsi6pk"), "acme#L");
+        assert_eq!(
+            s(&by_path, "gsi6sk"),
+            format!("docs/prd.md\u{1}wf-1\u{1}{ID}")
+        );
+        assert!(!by_id.contains_key("gsi6pk"));
+        let plan = |params: &[(&'static str, &'static str)]| {
+            Plan::new("acme", &ListQuery::library(params.iter().copied()).unwrap())
+        };
+        let size = plan(&[("sort", "size")]);
+        let size_wf = plan(&[("sort", "size"), ("workflowId", "wf-1")]);
+        let size_other = plan(&[("sort", "size"), ("workflowId", "wf-2")]);
+        let path = plan(&[("sort", "path"), ("order", "desc")]);
+        let path_docs = plan(&[("sort", "path"), ("prefix", "docs/")]);
+        let path_src = plan(&[("sort", "path"), ("prefix", "src/")]);
+        assert_eq!(size.index, Some(SIZE_INDEX));
+        assert_eq!(path.index, Some(PATH_INDEX));
+        assert!(size.forward && !path.forward);
+        assert!(size.owns(&key_of(&by_id, &size)));
+        assert!(!size.owns(&key_of(&by_path, &size)));
+        assert!(size_wf.owns(&key_of(&by_path, &size_wf)));
+        assert!(!size_other.owns(&key_of(&by_path, &size_other)));
+        assert!(path.owns(&key_of(&by_path, &path)));
+        assert!(path_docs.owns(&key_of(&by_path, &path_docs)));
+        assert!(!path_src.owns(&key_of(&by_path, &path_src)));
+        assert_eq!(
+            path_docs.key_condition,
+            "gsi6pk = :pk AND begins_with(gsi6sk, :sk)"
+        );
+        // The sort of one key is not a position of the other sort.
+        let mut forged = key_of(&by_path, &path);
+        forged.insert("sk".into(), "P#other.md".into());
+        assert!(!path.owns(&forged));
+        let mut forged = key_of(&by_id, &size);
+        forged.insert("gsi5sk".into(), format!("42#{ID}"));
+        assert!(!size.owns(&forged));
+
+        // A trashed artifact leaves the size order (its by-path item is
+        // deleted, taking the path order with it).
+        let mut trashed = a.clone();
+        trashed.lifecycle.deleted_at = Some(T.into());
+        let [by_id, _] = metadata::artifact_items("acme", &trashed);
+        assert!(!by_id.contains_key("gsi5pk") && !by_id.contains_key("gsi5sk"));
+        assert_eq!(
+            metadata::LIVE_ONLY_INDEX_KEYS,
+            "gsi5pk, gsi5sk",
+            "what the delete removes"
+        );
+    }
+
+    #[test]
+    fn size_and_path_keys_sort_as_numbers_and_as_path_then_run() {
+        let size = |n: u64| metadata::size_sk(n, ID);
+        assert!(size(9) < size(10) && size(10) < size(u64::MAX));
+        assert_eq!(size(u64::MAX).len(), 20 + 1 + 32);
+        let key = |p: &str, w: &str| metadata::path_order_sk(p, w, ID);
+        // Path first: "a" before "a b" and "a!" (as in P#{path}), then the run.
+        assert!(key("a", "zz") < key("a b", "aa"));
+        assert!(key("a", "zz") < key("a!", "aa"));
+        assert!(key("a", "run-1") < key("a", "run-2"));
+        assert!(key("a/b", "w") < key("a/c", "w"));
+        // Sort is refused on the trash, where deletion time orders.
+        for sort in ["size", "path"] {
+            assert_eq!(
+                field_of(ListQuery::library([("state", "deleted"), ("sort", sort)])),
+                "sort"
+            );
+        }
+        assert!(ListQuery::library([("state", "deleted"), ("sort", "createdAt")]).is_ok());
     }
 }

@@ -8,8 +8,10 @@
 //! | version | `{org}#A#{artifactId}` | `V#{version:010}` | | |
 //! | artifact (by path, listing) | `{org}#W#{workflowId}` | `P#{path}` | `{org}#W#{workflowId}` | `{createdAt}#{artifactId}` |
 //!
-//! The by-path item also carries `gsi3pk`/`gsi3sk` ([`CONTENT_INDEX`]); both
-//! artifact items carry `library` (BOOL) and `pathLower` (for `q=`).
+//! The by-path item also carries `gsi3pk`/`gsi3sk` ([`CONTENT_INDEX`]) and
+//! `gsi6pk`/`gsi6sk` ([`PATH_INDEX`]); both artifact items of a live
+//! artifact carry `gsi5pk`/`gsi5sk` ([`SIZE_INDEX`]); both carry `library`
+//! (BOOL) and `pathLower` (for `q=`).
 //! | name (file or directory) | `{org}#W#{workflowId}` | `N#{hex sha256(foldKey)}` | | |
 //! | bundle manifest signature | `{org}#BS` | `{selection digest}` | | |
 //!
@@ -153,6 +155,49 @@ pub fn content_sk(workflow_id: &str, path: &str) -> String {
     format!("{workflow_id}/{path}")
 }
 
+/// The global secondary index of the library by size (`sort=size`, SPEC
+/// §14): sparse, like [`LIBRARY_INDEX`] one partition per org (the by-id
+/// items of live artifacts, `gsi5pk` = [`library_pk`]) and one per workflow
+/// (the by-path items, `gsi5pk` = [`workflow_pk`]); `gsi5sk` =
+/// [`size_sk`]. A version commit rewrites the key with the item (the size
+/// is the latest version's); the delete to the trash removes it from the
+/// by-id item (and deletes the by-path item), the restore writes it back.
+/// All attributes projected; only listings read it. Artifacts written
+/// before this index (and [`PATH_INDEX`]) existed get their keys at their
+/// next write or from `Store::backfill_order_keys` (`crate::listing`).
+pub const SIZE_INDEX: &str = "gsi5";
+
+/// The size index sort key: the size zero-padded to 20 digits (every `u64`,
+/// so string order is number order), then the id — ties in id order.
+pub fn size_sk(size: u64, artifact_id: &str) -> String {
+    format!("{size:020}#{artifact_id}")
+}
+
+/// The global secondary index of the library by path across workflows
+/// (`sort=path` without `workflowId`, SPEC §14): sparse, the by-path items
+/// (which exist exactly while an artifact is live) under `gsi6pk` =
+/// [`library_pk`], `gsi6sk` = [`path_order_sk`]. A path never changes, so
+/// the key is fixed at creation. All attributes projected; only listings
+/// read it. (Within one workflow the base table's `P#` partition already
+/// orders by path.)
+pub const PATH_INDEX: &str = "gsi6";
+
+/// Between the parts of [`path_order_sk`]: below every character a path or
+/// a workflow id may hold (paths have no control characters, workflow ids
+/// are `[A-Za-z0-9._:-]`), so the key's byte order is the order of
+/// `(path, workflowId, artifactId)`: equal paths of different runs stay in
+/// a stable order, and `a` comes before `a b` as in a workflow's listing.
+pub const PATH_ORDER_SEP: char = '\u{1}';
+
+/// The path index sort key: path, workflow id, artifact id.
+pub fn path_order_sk(path: &str, workflow_id: &str, artifact_id: &str) -> String {
+    format!("{path}{PATH_ORDER_SEP}{workflow_id}{PATH_ORDER_SEP}{artifact_id}")
+}
+
+/// The index attributes the delete to the trash removes from the by-id
+/// item (the by-path item, with its own, is deleted).
+pub const LIVE_ONLY_INDEX_KEYS: &str = "gsi5pk, gsi5sk";
+
 /// The two artifact items (by id, by path) as a version commit writes them,
 /// library index keys included (and, on the by-id item, the due index keys
 /// when the artifact will expire).
@@ -171,6 +216,11 @@ pub fn artifact_items(org: &str, artifact: &Artifact) -> [HashMap<String, Attrib
         None => {
             by_id.insert("gsi1pk".into(), s(library_pk(org)));
             by_id.insert("gsi1sk".into(), s(&index_sk));
+            by_id.insert("gsi5pk".into(), s(library_pk(org)));
+            by_id.insert(
+                "gsi5sk".into(),
+                s(size_sk(artifact.size, &artifact.artifact_id)),
+            );
         }
     }
     if let Some(due) = artifact.lifecycle.due_at() {
@@ -188,6 +238,20 @@ pub fn artifact_items(org: &str, artifact: &Artifact) -> [HashMap<String, Attrib
     by_path.insert(
         "gsi3sk".into(),
         s(content_sk(&artifact.workflow_id, &artifact.path)),
+    );
+    by_path.insert("gsi5pk".into(), s(workflow_pk(org, &artifact.workflow_id)));
+    by_path.insert(
+        "gsi5sk".into(),
+        s(size_sk(artifact.size, &artifact.artifact_id)),
+    );
+    by_path.insert("gsi6pk".into(), s(library_pk(org)));
+    by_path.insert(
+        "gsi6sk".into(),
+        s(path_order_sk(
+            &artifact.path,
+            &artifact.workflow_id,
+            &artifact.artifact_id,
+        )),
     );
     [by_id, by_path]
 }

@@ -89,7 +89,8 @@ pub struct Search {
     pub sha256: Option<String>,
     pub library: Option<bool>,
     pub sort: Sort,
-    /// Ascending; `None`: the sort's default (newest first, paths A-Z).
+    /// Ascending; `None`: the sort's default (newest first, paths A-Z,
+    /// smallest first).
     pub ascending: Option<bool>,
 }
 
@@ -109,7 +110,6 @@ impl Search {
         get: impl Fn(&str) -> Option<&'a str>,
         labels: &[&str],
         library_route: bool,
-        workflow_given: bool,
     ) -> Result<Search> {
         let mut search = Search::default();
         if labels.len() > MAX_LABEL_FILTERS {
@@ -200,19 +200,13 @@ impl Search {
                 Some("desc") => Some(false),
                 Some(_) => return Err(Error::bad_request("order", "must be asc or desc")),
             };
-            // What an index can answer (no scans, SPEC §14).
-            let refused = match search.sort {
-                Sort::Size => Some("size ordering has no index yet; use createdAt or path"),
-                Sort::Path if !workflow_given => {
-                    Some("path ordering needs workflowId (paths are ordered within a workflow)")
-                }
-                _ if get("sort").is_some() && search.sha256.is_some() => {
-                    Some("sha256 results come in workflow and path order; leave sort out")
-                }
-                _ => None,
-            };
-            if let Some(reason) = refused {
-                return Err(Error::bad_request("sort", reason));
+            // What an index can answer (no scans, SPEC §14): every order
+            // has one (crate::metadata), the content index only its own.
+            if get("sort").is_some() && search.sha256.is_some() {
+                return Err(Error::bad_request(
+                    "sort",
+                    "sha256 results come in workflow and path order; leave sort out",
+                ));
             }
         }
         Ok(search)
@@ -327,7 +321,7 @@ mod tests {
 
     fn parse(pairs: &[(&'static str, &'static str)], labels: &[&str]) -> Result<Search> {
         let get = |n: &str| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| *v);
-        Search::parse(get, labels, true, false)
+        Search::parse(get, labels, true)
     }
 
     fn field(r: Result<Search>) -> &'static str {
@@ -383,8 +377,12 @@ mod tests {
             (&[("sha256", &*"g".repeat(64).leak())], "sha256"),
             (&[("library", "yes")], "library"),
             (&[("sort", "name")], "sort"),
-            (&[("sort", "size")], "sort"),
-            (&[("sort", "path")], "sort"),
+            (
+                &[("sort", "size"), ("sha256", &*"a".repeat(64).leak())],
+                "sort",
+            ),
+            (&[("sort", "Size")], "sort"),
+            (&[("sort", "")], "sort"),
             (&[("order", "up")], "order"),
         ];
         for (pairs, f) in cases {
@@ -435,7 +433,16 @@ mod tests {
         let oldest = parse(&[("order", "asc")], &[]).unwrap();
         assert!(!oldest.descending());
         assert_ne!(newest.binding(), oldest.binding());
-        let get = |n: &str| (n == "sort").then_some("path");
-        assert!(!Search::parse(get, &[], true, true).unwrap().descending());
+        for sort in ["path", "size"] {
+            let asc = parse(&[("sort", sort)], &[]).unwrap();
+            assert!(!asc.descending(), "{sort}: smallest / A-Z first");
+            let desc = parse(&[("sort", sort), ("order", "desc")], &[]).unwrap();
+            assert!(desc.descending());
+            assert_ne!(asc.binding(), desc.binding());
+            assert_ne!(asc.binding(), newest.binding());
+        }
+        let size = parse(&[("sort", "size")], &[]).unwrap();
+        let path = parse(&[("sort", "path")], &[]).unwrap();
+        assert_ne!(size.binding(), path.binding());
     }
 }

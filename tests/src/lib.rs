@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use artifacts::{Config, Store, config::AuthMode};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
-    GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate,
+    KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType,
+    TimeToLiveSpecification,
 };
 use aws_sdk_kms::types::{KeySpec, KeyUsageType};
 use aws_sdk_s3::types::{
@@ -74,8 +74,12 @@ impl Resources {
 pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxError> {
     let resource = format!("artifacts-{name}");
     let ddb = aws_sdk_dynamodb::Client::new(sdk);
-    let described = ddb.describe_table().table_name(&resource).send().await;
-    let exists = described.is_ok();
+    let exists = ddb
+        .describe_table()
+        .table_name(&resource)
+        .send()
+        .await
+        .is_ok();
     let key = |name: &str, kind| {
         KeySchemaElement::builder()
             .attribute_name(name)
@@ -88,127 +92,7 @@ pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxErro
             .attribute_type(ScalarAttributeType::S)
             .build()
     };
-    // The listing library index (shared/src/metadata.rs, infra/template.yaml).
-    let library_keys = || -> Result<_, BoxError> {
-        Ok((
-            vec![
-                key("gsi1pk", KeyType::Hash)?,
-                key("gsi1sk", KeyType::Range)?,
-            ],
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        ))
-    };
-    let has_library_index = described.as_ref().is_ok_and(|d| {
-        d.table()
-            .map(|t| t.global_secondary_indexes())
-            .unwrap_or_default()
-            .iter()
-            .any(|i| i.index_name() == Some(artifacts::metadata::LIBRARY_INDEX))
-    });
-    // The content index (`sha256=`, SPEC §14), added to older tables too.
-    let content_keys = || -> Result<_, BoxError> {
-        Ok((
-            vec![
-                key("gsi3pk", KeyType::Hash)?,
-                key("gsi3sk", KeyType::Range)?,
-            ],
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        ))
-    };
-    let has_content_index = described.as_ref().is_ok_and(|d| {
-        d.table()
-            .map(|t| t.global_secondary_indexes())
-            .unwrap_or_default()
-            .iter()
-            .any(|i| i.index_name() == Some(artifacts::metadata::CONTENT_INDEX))
-    });
-    if exists && !has_content_index {
-        let (keys, projection) = content_keys()?;
-        ddb.update_table()
-            .table_name(&resource)
-            .attribute_definitions(attr("gsi3pk")?)
-            .attribute_definitions(attr("gsi3sk")?)
-            .global_secondary_index_updates(
-                GlobalSecondaryIndexUpdate::builder()
-                    .create(
-                        CreateGlobalSecondaryIndexAction::builder()
-                            .index_name(artifacts::metadata::CONTENT_INDEX)
-                            .set_key_schema(Some(keys))
-                            .projection(projection)
-                            .build()?,
-                    )
-                    .build(),
-            )
-            .send()
-            .await?;
-    }
-    if exists && !has_library_index {
-        // A table provisioned before the index existed (make dev).
-        let (keys, projection) = library_keys()?;
-        ddb.update_table()
-            .table_name(&resource)
-            .attribute_definitions(attr("gsi1pk")?)
-            .attribute_definitions(attr("gsi1sk")?)
-            .global_secondary_index_updates(
-                GlobalSecondaryIndexUpdate::builder()
-                    .create(
-                        CreateGlobalSecondaryIndexAction::builder()
-                            .index_name(artifacts::metadata::LIBRARY_INDEX)
-                            .set_key_schema(Some(keys))
-                            .projection(projection)
-                            .build()?,
-                    )
-                    .build(),
-            )
-            .send()
-            .await?;
-    }
-    // The purge's due index (SPEC §12, shared/src/purge.rs): keys only.
-    let due_index = || -> Result<_, BoxError> {
-        Ok((
-            vec![
-                key("gsi2pk", KeyType::Hash)?,
-                key("gsi2sk", KeyType::Range)?,
-            ],
-            Projection::builder()
-                .projection_type(ProjectionType::KeysOnly)
-                .build(),
-        ))
-    };
-    let has_due_index = described.as_ref().is_ok_and(|d| {
-        d.table()
-            .map(|t| t.global_secondary_indexes())
-            .unwrap_or_default()
-            .iter()
-            .any(|i| i.index_name() == Some(artifacts::metadata::DUE_INDEX))
-    });
-    if exists && !has_due_index {
-        let (keys, projection) = due_index()?;
-        ddb.update_table()
-            .table_name(&resource)
-            .attribute_definitions(attr("gsi2pk")?)
-            .attribute_definitions(attr("gsi2sk")?)
-            .global_secondary_index_updates(
-                GlobalSecondaryIndexUpdate::builder()
-                    .create(
-                        CreateGlobalSecondaryIndexAction::builder()
-                            .index_name(artifacts::metadata::DUE_INDEX)
-                            .set_key_schema(Some(keys))
-                            .projection(projection)
-                            .build()?,
-                    )
-                    .build(),
-            )
-            .send()
-            .await?;
-    }
     if !exists {
-        let (keys, projection) = library_keys()?;
-        let (due_keys, due_projection) = due_index()?;
         ddb.create_table()
             .table_name(&resource)
             .billing_mode(BillingMode::PayPerRequest)
@@ -216,34 +100,6 @@ pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxErro
             .key_schema(key("sk", KeyType::Range)?)
             .attribute_definitions(attr("pk")?)
             .attribute_definitions(attr("sk")?)
-            .attribute_definitions(attr("gsi1pk")?)
-            .attribute_definitions(attr("gsi1sk")?)
-            .attribute_definitions(attr("gsi2pk")?)
-            .attribute_definitions(attr("gsi2sk")?)
-            .attribute_definitions(attr("gsi3pk")?)
-            .attribute_definitions(attr("gsi3sk")?)
-            .global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name(artifacts::metadata::LIBRARY_INDEX)
-                    .set_key_schema(Some(keys))
-                    .projection(projection)
-                    .build()?,
-            )
-            .global_secondary_indexes(
-                GlobalSecondaryIndex::builder()
-                    .index_name(artifacts::metadata::DUE_INDEX)
-                    .set_key_schema(Some(due_keys))
-                    .projection(due_projection)
-                    .build()?,
-            )
-            .global_secondary_indexes({
-                let (keys, projection) = content_keys()?;
-                GlobalSecondaryIndex::builder()
-                    .index_name(artifacts::metadata::CONTENT_INDEX)
-                    .set_key_schema(Some(keys))
-                    .projection(projection)
-                    .build()?
-            })
             .send()
             .await?;
         ddb.update_time_to_live()
@@ -257,14 +113,28 @@ pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxErro
             .send()
             .await?;
     }
-
-    ensure_index(
-        &ddb,
-        &resource,
-        artifacts::audit::AUDIT_INDEX,
-        ("gsi4pk", "gsi4sk"),
-    )
-    .await?;
+    // The table's global secondary indexes, as infra/template.yaml declares
+    // them (keys: shared/src/metadata.rs, shared/src/audit.rs); each added
+    // to a table provisioned before it existed (make dev).
+    use artifacts::{audit, metadata};
+    let indexes = [
+        // The library by creation time (listings).
+        (metadata::LIBRARY_INDEX, ProjectionType::All),
+        // What the purge must visit, by due time (SPEC §12): keys only.
+        (metadata::DUE_INDEX, ProjectionType::KeysOnly),
+        // Content (`sha256=`, SPEC §14).
+        (metadata::CONTENT_INDEX, ProjectionType::All),
+        // The org-wide audit trail (SPEC §13).
+        (audit::AUDIT_INDEX, ProjectionType::All),
+        // The library by size and by path across workflows (SPEC §14).
+        (metadata::SIZE_INDEX, ProjectionType::All),
+        (metadata::PATH_INDEX, ProjectionType::All),
+    ];
+    for (name, projection) in indexes {
+        // Each index `gsiN` is keyed by `gsiNpk`/`gsiNsk`.
+        let (hash, range) = (format!("{name}pk"), format!("{name}sk"));
+        ensure_index(&ddb, &resource, name, (&hash, &range), projection).await?;
+    }
 
     let s3 = s3_client(sdk);
     if s3.head_bucket().bucket(&resource).send().await.is_err() {
@@ -339,14 +209,15 @@ pub async fn provision(sdk: &SdkConfig, name: &str) -> Result<Resources, BoxErro
     })
 }
 
-/// Add the index `name` (string keys, all attributes) to the table unless
-/// it has it: how indexes added after the first one reach new tables and
+/// Add the index `name` (string keys `hash`/`range`, `projection`) to the
+/// table unless it has it: how indexes added after the first one reach new tables and
 /// tables provisioned earlier (make dev) alike.
 async fn ensure_index(
     ddb: &aws_sdk_dynamodb::Client,
     table: &str,
     name: &str,
     (hash, range): (&str, &str),
+    projection: ProjectionType,
 ) -> Result<(), BoxError> {
     let described = ddb.describe_table().table_name(table).send().await?;
     let has = described
@@ -381,11 +252,7 @@ async fn ensure_index(
                         .index_name(name)
                         .key_schema(key(hash, KeyType::Hash)?)
                         .key_schema(key(range, KeyType::Range)?)
-                        .projection(
-                            Projection::builder()
-                                .projection_type(ProjectionType::All)
-                                .build(),
-                        )
+                        .projection(Projection::builder().projection_type(projection).build())
                         .build()?,
                 )
                 .build(),

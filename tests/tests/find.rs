@@ -11,7 +11,9 @@ use artifacts::listing::ListQuery;
 use artifacts::metadata;
 use artifacts::model::{Artifact, new_artifact_id};
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
-use harness::{Call, Caller, TestEnv, bytes, download, header, json_body, list, presign, upload};
+use harness::{
+    Call, Caller, TestEnv, bytes, download, header, json_body, list, presign, upload, versions,
+};
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -255,11 +257,19 @@ async fn download_by_path_is_the_id_download_for_every_size_class_version_and_co
 
 /// Write the artifact items a version commit would write, 25 per request.
 async fn seed(env: &TestEnv, org: &str, artifacts: &[Artifact]) {
-    let ddb = env.dynamodb();
     let items: Vec<_> = artifacts
         .iter()
         .flat_map(|a| metadata::artifact_items(org, a))
         .collect();
+    seed_items(env, items).await;
+}
+
+/// Write `items` with `BatchWriteItem`, 25 per request.
+async fn seed_items(
+    env: &TestEnv,
+    items: Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+) {
+    let ddb = env.dynamodb();
     let chunks: Vec<_> = items.chunks(25).map(<[_]>::to_vec).collect();
     // A few requests at a time.
     for group in chunks.chunks(8) {
@@ -426,11 +436,38 @@ fn brute(all: &[Artifact], f: &Filters, workflow: Option<&str>) -> BTreeSet<Stri
                 "q" => a.path.to_lowercase().contains(&v.to_lowercase()),
                 "library" => a.lifecycle.library.to_string() == *v,
                 "sha256" => a.sha256 == *v,
+                "prefix" => a.path.starts_with(v.as_str()),
+                "createdAfter" => a.created_at > *v,
                 other => panic!("{other}"),
             })
         })
         .map(|a| a.artifact_id.clone())
         .collect()
+}
+
+/// A library order (`sort`, `order`) as defined for users (SPEC §14),
+/// written independently of the index keys: by size then id, or by path
+/// (bytes) then workflow then id; `desc` the exact reverse, ties included.
+fn brute_order(all: &[Artifact], ids: &BTreeSet<String>, sort: &str, order: &str) -> Vec<String> {
+    let mut chosen: Vec<&Artifact> = all
+        .iter()
+        .filter(|a| ids.contains(&a.artifact_id))
+        .collect();
+    match sort {
+        "size" => chosen.sort_by(|a, b| (a.size, &a.artifact_id).cmp(&(b.size, &b.artifact_id))),
+        "path" => chosen.sort_by(|a, b| {
+            (a.path.as_bytes(), &a.workflow_id, &a.artifact_id).cmp(&(
+                b.path.as_bytes(),
+                &b.workflow_id,
+                &b.artifact_id,
+            ))
+        }),
+        other => panic!("{other}"),
+    }
+    if order == "desc" {
+        chosen.reverse();
+    }
+    chosen.into_iter().map(|a| a.artifact_id.clone()).collect()
 }
 
 /// A listing call with the search, cursor and limit; repeated `label=` last
@@ -475,7 +512,24 @@ async fn every_search_returns_exactly_the_brute_force_answer_once_on_both_listin
     let env = TestEnv::new().await;
     let reader = Caller::reader(ORG);
     let mut rng = Rng(0x5eed_0013);
-    let all: Vec<Artifact> = (0..500).map(|i| random_artifact(&mut rng, i)).collect();
+    let mut all: Vec<Artifact> = (0..500).map(|i| random_artifact(&mut rng, i)).collect();
+    // Ties for the size and path orders: repeated sizes (and the largest
+    // upload, 5 GiB: more digits than the rest), one path in every
+    // workflow, and paths that order before `#`.
+    for (i, a) in all.iter_mut().enumerate() {
+        if i % 4 == 0 {
+            a.size = *rng.pick(&[0, 7, 5 << 30]);
+        }
+    }
+    for (i, w) in WORKFLOWS.iter().enumerate() {
+        all[i].workflow_id = (*w).to_owned();
+        all[i].path = "docs/same.md".into();
+        all[3 + i].workflow_id = (*w).to_owned();
+        all[3 + i].path = ["docs/same.md!", "docs/same.md b", "docs/same.mdx"][i].into();
+    }
+    for a in &mut all {
+        a.name = a.path.rsplit('/').next().unwrap().to_owned();
+    }
     seed(&env, ORG, &all).await;
     // The same content in another org is never found.
     let foreign: Vec<Artifact> = (0..30)
@@ -514,6 +568,8 @@ async fn every_search_returns_exactly_the_brute_force_answer_once_on_both_listin
         labels: vec![],
     });
     let mut checked = 0;
+    let mut sorted_checked = 0;
+    let norm_has_sha = |f: &Filters| f.params.iter().any(|(name, _)| *name == "sha256");
     for (n, f) in combos.iter().enumerate() {
         let limit = [10, 40, 200][n % 3];
         let listings: Vec<(Call, Option<&str>)> = vec![
@@ -554,8 +610,89 @@ async fn every_search_returns_exactly_the_brute_force_answer_once_on_both_listin
             }
             checked += 1;
         }
+        // The library's size and path orders (SPEC §14) with the same
+        // search, org-wide and within a workflow, sometimes with a prefix
+        // or a date: exactly the brute-force order, each artifact once.
+        if norm_has_sha(f) {
+            continue;
+        }
+        let (sort, order) = [
+            ("size", "asc"),
+            ("size", "desc"),
+            ("path", "asc"),
+            ("path", "desc"),
+        ][n % 4];
+        let mut sorted = f.clone();
+        match n % 5 {
+            0 => sorted.params.push(("prefix", "docs/".into())),
+            1 => sorted
+                .params
+                .push(("createdAfter", "2026-03-01T04:00:00.000Z".into())),
+            _ => {}
+        }
+        let workflow = (n % 3 == 0).then_some(WORKFLOWS[n % 3]);
+        let mut base = Call::list_library()
+            .query("sort", sort)
+            .query("order", order)
+            .by(&reader);
+        if let Some(w) = workflow {
+            base = base.query("workflowId", w);
+        }
+        let expected = brute_order(&all, &brute(&all, &sorted, workflow), sort, order);
+        let (got, _) = walk(&env, &base, &sorted, [10, 40, 200][n % 3]).await;
+        let ids: Vec<String> = got
+            .iter()
+            .map(|a| a["artifactId"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids, expected, "{sort} {order} {sorted:?} {workflow:?}");
+        sorted_checked += 1;
     }
     assert!(checked >= 150, "{checked}");
+    assert!(sorted_checked >= 30, "{sorted_checked}");
+    // The ties are in the data and in the order: equal sizes by id, equal
+    // paths by workflow; "docs/same.md" before "docs/same.md b" and "!".
+    let sizes = brute_order(
+        &all,
+        &by_id.keys().map(|k| (*k).to_owned()).collect(),
+        "size",
+        "asc",
+    );
+    assert!(
+        sizes
+            .windows(2)
+            .any(|w| by_id[w[0].as_str()].size == by_id[w[1].as_str()].size)
+    );
+    let none = Filters {
+        params: vec![("prefix", "docs/same.md".into())],
+        labels: vec![],
+    };
+    let (got, _) = walk(
+        &env,
+        &Call::list_library().query("sort", "path").by(&reader),
+        &none,
+        2,
+    )
+    .await;
+    let shown: Vec<(&str, &str)> = got
+        .iter()
+        .map(|a| {
+            (
+                a["path"].as_str().unwrap(),
+                a["workflowId"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("docs/same.md", "run-a"),
+            ("docs/same.md", "run-b"),
+            ("docs/same.md", "run-c"),
+            ("docs/same.md b", "run-b"),
+            ("docs/same.md!", "run-a"),
+            ("docs/same.mdx", "run-c"),
+        ]
+    );
 }
 
 #[tokio::test]
@@ -818,6 +955,352 @@ async fn the_library_sorts_by_creation_either_way_and_by_path_within_a_workflow(
     assert_eq!(json_body(&r)["field"], "cursor");
 }
 
+/// The ids of every page of a library order.
+async fn ordered(env: &TestEnv, call: Call) -> Vec<String> {
+    let none = Filters {
+        params: vec![],
+        labels: vec![],
+    };
+    walk(env, &call, &none, 2)
+        .await
+        .0
+        .iter()
+        .map(|a| a["artifactId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn size_order_follows_new_versions_and_the_trash_and_path_order_spans_workflows() {
+    let env = TestEnv::new().await;
+    let writer = Caller::writer(ORG);
+    let reader = Caller::reader(ORG);
+    let id_of = |v: &Value| v["artifact"]["artifactId"].as_str().unwrap().to_owned();
+    // (workflow, path, size)
+    let mut ids = Vec::new();
+    for (wf, path, size) in [
+        ("run-1", "b.txt", 30usize),
+        ("run-1", "a.txt", 10),
+        ("run-2", "a.txt", 20),
+        ("run-2", "c/d.txt", 20),
+    ] {
+        let a = put(&env, Call::upload(wf, path, &vec![b'x'; size]).by(&writer)).await;
+        ids.push(id_of(&a));
+    }
+    // Another org's artifacts are in no order of ours.
+    put(
+        &env,
+        Call::upload("run-1", "a.txt", b"1").by(&Caller::writer("zenith")),
+    )
+    .await;
+    let (b1, a1, a2, d2) = (
+        ids[0].as_str(),
+        ids[1].as_str(),
+        ids[2].as_str(),
+        ids[3].as_str(),
+    );
+    let by = |sort: &str, order: &str| {
+        Call::list_library()
+            .query("sort", sort)
+            .query("order", order)
+            .by(&reader)
+    };
+    // Equal sizes by id.
+    let (lo20, hi20) = if a2 < d2 { (a2, d2) } else { (d2, a2) };
+    assert_eq!(ordered(&env, by("size", "asc")).await, [a1, lo20, hi20, b1]);
+    assert_eq!(
+        ordered(&env, by("size", "desc")).await,
+        [b1, hi20, lo20, a1]
+    );
+    // Default: smallest first.
+    assert_eq!(
+        ordered(&env, Call::list_library().query("sort", "size").by(&reader)).await,
+        [a1, lo20, hi20, b1]
+    );
+    assert_eq!(
+        ordered(&env, by("path", "asc")).await,
+        [a1, a2, b1, d2],
+        "a.txt of run-1, of run-2, b.txt, c/d.txt"
+    );
+    assert_eq!(
+        ordered(&env, by("size", "asc").query("workflowId", "run-2")).await,
+        [lo20, hi20]
+    );
+
+    // A new version of another size moves the artifact (both partitions);
+    // its path stays.
+    let v2 = put(
+        &env,
+        Call::upload("run-1", "a.txt", &[b'y'; 40]).by(&writer),
+    )
+    .await;
+    assert_eq!(v2["version"]["version"], 2);
+    assert_eq!(ordered(&env, by("size", "asc")).await, [lo20, hi20, b1, a1]);
+    assert_eq!(
+        ordered(&env, by("size", "desc").query("workflowId", "run-1")).await,
+        [a1, b1]
+    );
+    assert_eq!(ordered(&env, by("path", "asc")).await, [a1, a2, b1, d2]);
+
+    // Deleted: in no order (but in the trash); restored: back in place.
+    let r = versions(&env, Call::delete_artifact(b1).by(&writer)).await;
+    assert_eq!(r.status(), 204, "{}", String::from_utf8_lossy(&bytes(&r)));
+    assert_eq!(ordered(&env, by("size", "asc")).await, [lo20, hi20, a1]);
+    assert_eq!(ordered(&env, by("path", "desc")).await, [d2, a2, a1]);
+    assert_eq!(
+        ordered(&env, by("size", "asc").query("workflowId", "run-1")).await,
+        [a1]
+    );
+    let trash = ordered(
+        &env,
+        Call::list_library().query("state", "deleted").by(&reader),
+    )
+    .await;
+    assert_eq!(trash, [b1]);
+    let r = versions(&env, Call::restore(b1).by(&writer)).await;
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(&bytes(&r)));
+    assert_eq!(ordered(&env, by("size", "asc")).await, [lo20, hi20, b1, a1]);
+    assert_eq!(ordered(&env, by("path", "asc")).await, [a1, a2, b1, d2]);
+
+    // Filters combine with the order; a cursor of one order is no position
+    // in another.
+    let f = Filters {
+        params: vec![("prefix", "a".into())],
+        labels: vec![],
+    };
+    let (got, _) = walk(&env, &by("size", "desc"), &f, 1).await;
+    let got: Vec<&str> = got
+        .iter()
+        .map(|a| a["artifactId"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, [a1, a2]);
+    let none = Filters {
+        params: vec![],
+        labels: vec![],
+    };
+    let first = json_body(&list(&env, search_call(&by("size", "asc"), &none, 1, None)).await);
+    let cursor = first["nextCursor"].as_str().unwrap();
+    for other in [
+        by("size", "desc"),
+        by("path", "asc"),
+        by("createdAt", "asc"),
+    ] {
+        let r = list(&env, search_call(&other, &none, 1, Some(cursor))).await;
+        assert_eq!(r.status(), 400);
+        assert_eq!(json_body(&r)["field"], "cursor");
+    }
+    let next = json_body(
+        &list(
+            &env,
+            search_call(&by("size", "asc"), &none, 1, Some(cursor)),
+        )
+        .await,
+    );
+    assert_eq!(next["artifacts"][0]["artifactId"], hi20);
+}
+
+#[tokio::test]
+async fn library_true_in_the_uploads_body_publishes_the_ingested_artifact_with_its_labels() {
+    let env = TestEnv::new().await;
+    let writer = Caller::writer(ORG);
+    let reader = Caller::reader(ORG);
+    // Presign (the uploads route), PUT to S3, ingest from the bucket's
+    // event: the artifact committed by ingest.
+    let via_s3 = |path: &'static str, extra: Value| {
+        let (env, writer, reader) = (&env, &writer, &reader);
+        async move {
+            let body = format!("content of {path}").into_bytes();
+            let mut request = json!({"path": path, "size": body.len(), "artifactType": "report"});
+            for (k, v) in extra.as_object().unwrap() {
+                request[k] = v.clone();
+            }
+            let r = presign(env, Call::create_upload("run-up", &request).by(writer)).await;
+            assert_eq!(r.status(), 201, "{}", String::from_utf8_lossy(&bytes(&r)));
+            let session = json_body(&r);
+            let upload = artifacts::uploads::PresignedUpload {
+                upload_id: session["uploadId"].as_str().unwrap().to_owned(),
+                url: session["url"].as_str().unwrap().to_owned(),
+                method: "PUT",
+                headers: serde_json::from_value(session["headers"].clone()).unwrap(),
+                expires_at: session["expiresAt"].as_str().unwrap().to_owned(),
+            };
+            let version = harness::stage(&upload, body.clone()).await;
+            let key = artifacts::uploads::staging_key(ORG, &upload.upload_id);
+            let mut event: Value =
+                serde_json::from_str(include_str!("../../events/s3-put.json")).unwrap();
+            let s3 = &mut event["Records"][0]["s3"];
+            s3["bucket"]["name"] = json!(env.resources.bucket);
+            s3["bucket"]["arn"] = json!(format!("arn:aws:s3:::{}", env.resources.bucket));
+            s3["object"]["key"] = json!(key);
+            s3["object"]["size"] = json!(body.len());
+            s3["object"]["versionId"] = json!(version);
+            artifacts_ingest::handler(
+                &env.store,
+                lambda_runtime::LambdaEvent::new(event, lambda_runtime::Context::default()),
+            )
+            .await
+            .unwrap();
+            let r = download(
+                env,
+                Call::by_path("run-up", path).query("meta", "").by(reader),
+            )
+            .await;
+            assert_eq!(r.status(), 200, "{path} was ingested");
+            json_body(&r)
+        }
+    };
+    let published = via_s3(
+        "published.json",
+        json!({"library": true, "metadata": {"env": "prod", "team": "sec"}}),
+    )
+    .await;
+    let private = via_s3(
+        "private.json",
+        json!({"library": false, "metadata": {"env": "prod"}}),
+    )
+    .await;
+    let plain = via_s3("plain.json", json!({})).await;
+    let lib = Filters {
+        params: vec![("library", "true".into())],
+        labels: vec![],
+    };
+    let (got, _) = walk(&env, &Call::list_library().by(&reader), &lib, 10).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["artifactId"], published["artifactId"]);
+    assert_eq!(got[0]["library"], true);
+    assert_eq!(got[0]["metadata"], json!({"env": "prod", "team": "sec"}));
+    assert_eq!(got[0]["latestVersion"], 1);
+    // The labels filter it, in every order of the library.
+    for sort in ["createdAt", "path", "size"] {
+        let f = Filters {
+            params: vec![("library", "true".into())],
+            labels: vec!["team=sec".into()],
+        };
+        let (got, _) = walk(
+            &env,
+            &Call::list_library().query("sort", sort).by(&reader),
+            &f,
+            10,
+        )
+        .await;
+        let ids: Vec<&Value> = got.iter().map(|a| &a["artifactId"]).collect();
+        assert_eq!(ids, [&published["artifactId"]], "{sort}");
+    }
+    // library=false lists the two others, the explicit and the absent flag.
+    let not = Filters {
+        params: vec![("library", "false".into())],
+        labels: vec![],
+    };
+    let (got, _) = walk(&env, &Call::list_library().by(&reader), &not, 10).await;
+    let ids: BTreeSet<&str> = got
+        .iter()
+        .map(|a| a["artifactId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        BTreeSet::from([
+            private["artifactId"].as_str().unwrap(),
+            plain["artifactId"].as_str().unwrap()
+        ])
+    );
+    assert_eq!(private["metadata"], json!({"env": "prod"}));
+    assert_eq!(plain["library"], false);
+}
+
+#[tokio::test]
+async fn the_bounded_backfill_keys_older_artifacts_into_the_size_and_path_orders() {
+    let env = TestEnv::new().await;
+    let reader = Caller::reader(ORG);
+    let mut rng = Rng(0xbacf);
+    let all: Vec<Artifact> = (0..60).map(|i| random_artifact(&mut rng, i)).collect();
+    // Two thirds written as before the indexes existed (no gsi5/gsi6 keys);
+    // one of those in the trash; another org's as old.
+    let mut items = Vec::new();
+    let mut old = BTreeSet::new();
+    for (i, a) in all.iter().enumerate() {
+        let mut a = a.clone();
+        if i == 1 {
+            a.lifecycle.deleted_at = Some("2026-03-02T00:00:00.000Z".into());
+        }
+        for mut item in metadata::artifact_items(ORG, &a) {
+            if i % 3 != 0 {
+                for k in ["gsi5pk", "gsi5sk", "gsi6pk", "gsi6sk"] {
+                    item.remove(k);
+                }
+            }
+            if i == 1 && item["sk"] != aws_sdk_dynamodb::types::AttributeValue::S("#META".into()) {
+                continue; // a trashed artifact has no by-path item
+            }
+            items.push(item);
+        }
+        if i % 3 != 0 && i != 1 {
+            old.insert(a.artifact_id.clone());
+        }
+    }
+    let theirs: Vec<Artifact> = (0..5).map(|i| random_artifact(&mut rng, 100 + i)).collect();
+    for a in &theirs {
+        for mut item in metadata::artifact_items("zenith", a) {
+            for k in ["gsi5pk", "gsi5sk", "gsi6pk", "gsi6sk"] {
+                item.remove(k);
+            }
+            items.push(item);
+        }
+    }
+    seed_items(&env, items).await;
+    let live: BTreeSet<String> = all
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, a)| a.artifact_id.clone())
+        .collect();
+    let by = |sort: &str| Call::list_library().query("sort", sort).by(&reader);
+    let listed = |ids: Vec<String>| ids.into_iter().collect::<BTreeSet<_>>();
+    let before = listed(ordered(&env, by("size")).await);
+    assert_eq!(
+        before,
+        &live - &old,
+        "older artifacts are in no size order yet"
+    );
+
+    // Bounded: stops after the items it may evaluate, and says so.
+    let first = env.store.backfill_order_keys(ORG, None, 10).await.unwrap();
+    assert!(first.examined <= 10 && !first.done, "{first:?}");
+    let mut written = first.written;
+    let mut next = first.next;
+    for _ in 0..20 {
+        assert!(next.is_some());
+        let run = env.store.backfill_order_keys(ORG, next, 10).await.unwrap();
+        assert!(run.examined <= 10);
+        written += run.written;
+        next = run.next;
+        if run.done {
+            break;
+        }
+    }
+    assert!(next.is_none());
+    assert_eq!(written, old.len() as u64, "each older live artifact once");
+    let again = env
+        .store
+        .backfill_order_keys(ORG, None, 1000)
+        .await
+        .unwrap();
+    assert_eq!((again.written, again.done), (0, true), "{again:?}");
+    for sort in ["size", "path"] {
+        let ids = ordered(&env, by(sort)).await;
+        let expected = brute_order(&all, &live, sort, "asc");
+        assert_eq!(ids, expected, "{sort}: every live artifact, in order, once");
+    }
+    // The trashed one stays out; another org's artifacts are untouched.
+    let zenith = Caller::reader("zenith");
+    let r = list(&env, Call::list_library().query("sort", "size").by(&zenith)).await;
+    assert_eq!(json_body(&r)["artifacts"], json!([]));
+    let theirs_run = env
+        .store
+        .backfill_order_keys("zenith", None, 1000)
+        .await
+        .unwrap();
+    assert_eq!((theirs_run.written, theirs_run.done), (5, true));
+}
+
 // 5. Bad input.
 
 #[tokio::test]
@@ -850,7 +1333,24 @@ async fn bad_search_input_is_a_400_naming_the_parameter_and_reads_nothing() {
             "label",
         ),
         (Call::list_library().query("sort", "name"), "sort"),
-        (Call::list_library().query("sort", "size"), "sort"),
+        (Call::list_library().query("sort", "Size"), "sort"),
+        (Call::list_library().query("sort", "size "), "sort"),
+        (
+            Call::list_library()
+                .query("sort", "size")
+                .query("sha256", &"a".repeat(64)),
+            "sort",
+        ),
+        (
+            Call::list_library()
+                .query("sort", "path")
+                .query("state", "deleted"),
+            "sort",
+        ),
+        (
+            Call::list_library().raw_query("sort=size&sort=path"),
+            "sort",
+        ),
         (Call::list_library().query("order", "sideways"), "order"),
         (Call::list_workflow("w").query("sort", "path"), "query"),
         (Call::list_library().query("q", &long_q), "q"),
@@ -1052,4 +1552,221 @@ async fn measure_selective_label_filter_on_10000_artifacts() {
             read as f64 / returned as f64
         );
     }
+}
+
+// Measurement (issue 13): what the size order reads per artifact listed,
+// and what its indexes add to every write. Run with
+// `cargo test -p artifacts-tests --test find -- --ignored measure_size --nocapture`.
+
+/// DynamoDB's size of an item (attribute names plus values, as its
+/// documentation counts them; numbers ≈ 1 byte per 2 digits + 1).
+fn item_bytes(
+    item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue as V;
+    fn value(v: &V) -> usize {
+        match v {
+            V::S(s) => s.len(),
+            V::N(n) => n.len().div_ceil(2) + 1,
+            V::B(b) => b.as_ref().len(),
+            V::Bool(_) | V::Null(_) => 1,
+            V::M(m) => 3 + m.iter().map(|(k, v)| k.len() + value(v) + 1).sum::<usize>(),
+            V::L(l) => 3 + l.iter().map(|v| value(v) + 1).sum::<usize>(),
+            V::Ss(s) => s.iter().map(String::len).sum(),
+            _ => 0,
+        }
+    }
+    item.iter().map(|(k, v)| k.len() + value(v)).sum()
+}
+
+/// Write units one index is charged for an item going from `before` to
+/// `after` (DynamoDB: entering = a put, leaving = a delete, a changed key =
+/// both, an unchanged key with changed attributes = one update; each 1 KB
+/// of the index item, all attributes projected).
+fn index_wcu(
+    index: &str,
+    before: Option<&std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+    after: Option<&std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+) -> (usize, usize) {
+    let key = |item: Option<
+        &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    >| {
+        item.and_then(|i| {
+            Some((
+                i.get(&format!("{index}pk"))?.clone(),
+                i.get(&format!("{index}sk"))?.clone(),
+            ))
+        })
+    };
+    let units = |i: Option<
+        &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+    >| { i.map_or(0, |i| item_bytes(i).div_ceil(1024).max(1)) };
+    let (kb, ka) = (key(before), key(after));
+    match (kb, ka) {
+        (None, None) => (0, 0),
+        (None, Some(_)) => (1, units(after)),
+        (Some(_), None) => (1, units(before)),
+        (Some(b), Some(a)) if b != a => (2, units(before) + units(after)),
+        (Some(_), Some(_)) if before != after => (1, units(before).max(units(after))),
+        _ => (0, 0),
+    }
+}
+
+#[tokio::test]
+#[ignore = "a measurement: seeds 2,000 artifacts"]
+async fn measure_size_order_reads_and_index_writes() {
+    let env = TestEnv::new().await;
+    let reader = Caller::reader(ORG);
+    let writer = Caller::writer(ORG);
+    let principal = artifacts::auth::Principal {
+        org: ORG.into(),
+        subject: reader.sub.clone(),
+        scopes: vec!["artifacts:read".into()],
+    };
+    let mut rng = Rng(2_000);
+    let all: Vec<Artifact> = (0..2_000).map(|i| random_artifact(&mut rng, i)).collect();
+    seed(&env, ORG, &all).await;
+    eprintln!(
+        "| listing (2,000 artifacts, limit 100) | pages | Queries | items read | listed | items read per listed | first page (with totals) | each later page | stopped early |"
+    );
+    eprintln!("|---|---|---|---|---|---|---|---|---|");
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        ("sort=size", &[("sort", "size")]),
+        (
+            "sort=size&order=desc",
+            &[("sort", "size"), ("order", "desc")],
+        ),
+        (
+            "sort=size&workflowId=run-a",
+            &[("sort", "size"), ("workflowId", "run-a")],
+        ),
+        (
+            "sort=size&library=true (1 in 3)",
+            &[("sort", "size"), ("library", "true")],
+        ),
+        ("sort=path", &[("sort", "path")]),
+        ("sort=createdAt (before)", &[]),
+    ];
+    for (name, params) in cases {
+        let mut cursor: Option<String> = None;
+        let (mut pages, mut queries, mut read, mut listed, mut early) = (0, 0, 0, 0, 0);
+        let mut first_page = 0;
+        loop {
+            let mut p: Vec<(&str, &str)> = params.to_vec();
+            p.push(("limit", "100"));
+            if let Some(c) = &cursor {
+                p.push(("cursor", c.as_str()));
+            }
+            let page = env
+                .store
+                .list(&principal, &ListQuery::library(p).unwrap())
+                .await
+                .unwrap();
+            pages += 1;
+            if pages == 1 {
+                first_page = page.stats.items_read;
+            }
+            queries += page.stats.queries;
+            read += page.stats.items_read;
+            listed += page.artifacts.len();
+            early += usize::from(page.stopped_early);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        eprintln!(
+            "| {name} | {pages} | {queries} | {read} | {listed} | {:.2} | {first_page} | {:.1} | {early} |",
+            read as f64 / listed as f64,
+            (read - first_page) as f64 / (pages - 1).max(1) as f64
+        );
+    }
+
+    // Index writes of each change, from the two artifact items before and
+    // after it (read back from the table).
+    let items = |id: String, wf: &'static str, path: &'static str| {
+        let env = &env;
+        async move {
+            let by_id = env
+                .store
+                .metadata
+                .item(
+                    metadata::artifact_pk(ORG, &id),
+                    metadata::ARTIFACT_SK.into(),
+                )
+                .await
+                .unwrap();
+            let by_path = env
+                .store
+                .metadata
+                .item(metadata::workflow_pk(ORG, wf), metadata::path_sk(path))
+                .await
+                .unwrap();
+            [by_id, by_path]
+        }
+    };
+    eprintln!();
+    eprintln!(
+        "| change | gsi1 | gsi3 | gsi5 (new) | gsi6 (new) | new indexes: index writes / WCU |"
+    );
+    eprintln!("|---|---|---|---|---|---|");
+    let first = put(
+        &env,
+        Call::upload("run-w", "docs/report.md", &[b'a'; 1000])
+            .header("x-artifact-meta-env", "prod")
+            .by(&writer),
+    )
+    .await;
+    let id = first["artifact"]["artifactId"].as_str().unwrap().to_owned();
+    let mut before = [None, None];
+    let steps: Vec<(&str, Option<Call>)> = vec![
+        ("create (version 1)", None),
+        (
+            "version 2, same size",
+            Some(Call::upload("run-w", "docs/report.md", &[b'b'; 1000])),
+        ),
+        (
+            "version 3, other size",
+            Some(Call::upload("run-w", "docs/report.md", &[b'c'; 2000])),
+        ),
+        (
+            "PATCH labels",
+            Some(Call::patch_artifact(
+                &id,
+                &json!({"metadata": {"env": "dev"}}),
+            )),
+        ),
+        ("delete (to the trash)", Some(Call::delete_artifact(&id))),
+        ("restore", Some(Call::restore(&id))),
+    ];
+    for (name, call) in steps {
+        if let Some(call) = call {
+            let r = if name.starts_with("version") {
+                upload(&env, call.by(&writer)).await
+            } else {
+                versions(&env, call.by(&writer)).await
+            };
+            assert!(r.status().is_success(), "{name}: {}", r.status());
+        }
+        let after = items(id.clone(), "run-w", "docs/report.md").await;
+        let mut cells = Vec::new();
+        let mut new = (0, 0);
+        for index in ["gsi1", "gsi3", "gsi5", "gsi6"] {
+            let (mut writes, mut wcu) = (0, 0);
+            for (b, a) in before.iter().zip(after.iter()) {
+                let (w, u) = index_wcu(index, b.as_ref(), a.as_ref());
+                writes += w;
+                wcu += u;
+            }
+            if matches!(index, "gsi5" | "gsi6") {
+                new.0 += writes;
+                new.1 += wcu;
+            }
+            cells.push(format!("{writes} / {wcu}"));
+        }
+        eprintln!("| {name} | {} | {} / {} |", cells.join(" | "), new.0, new.1);
+        before = after;
+    }
+    let sizes: Vec<usize> = before.iter().flatten().map(item_bytes).collect();
+    eprintln!("artifact item sizes (bytes, by id / by path): {sizes:?}");
 }

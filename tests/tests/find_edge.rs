@@ -1,5 +1,5 @@
 //! Finding artifacts at the edge (issue 13): the by-path and HEAD routes,
-//! repeated `label=` and the resolve route through the local gateway's real
+//! repeated `label=`, the library's size order and the resolve route through the local gateway's real
 //! loopback listener with an ordinary client, as a user reaches them.
 
 use harness::edge::{Edge, client};
@@ -145,6 +145,53 @@ async fn by_path_head_and_labels_through_the_gateway() {
     assert_eq!(body["artifacts"][0]["path"], "café/résumé.txt");
     let (status, body) = listed("label=Env").await;
     assert_eq!((status, body["field"].as_str()), (400, Some("label")));
+
+    // The library by size (SPEC §14), largest first, with a label, one per
+    // page: the cursor travels through the listener's query string.
+    let big = put(&edge, &token, "big.txt", &[b'x'; 100], &[("env", "prod")]).await;
+    let mut order = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let mut url = edge.url("/v1/artifacts?sort=size&order=desc&label=env%3Dprod&limit=1");
+        if let Some(c) = &cursor {
+            url = format!("{url}&cursor={c}");
+        }
+        let r = client().get(url).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let body = parse(&r.bytes().await.unwrap());
+        for a in body["artifacts"].as_array().unwrap() {
+            order.push((
+                a["size"].as_u64().unwrap(),
+                a["artifactId"].as_str().unwrap().to_owned(),
+            ));
+        }
+        match body["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(order.len(), 3, "{order:?}");
+    assert_eq!(order[0].1, big["artifact"]["artifactId"].as_str().unwrap());
+    let mut expected = order.clone();
+    expected.sort();
+    expected.reverse();
+    assert_eq!(order, expected, "size, then id, largest first");
+    // Another org sees none of it; a bad order is a 400 naming sort.
+    let r = client()
+        .get(edge.url("/v1/artifacts?sort=size"))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(parse(&r.bytes().await.unwrap())["artifacts"], json!([]));
+    let r = client()
+        .get(edge.url("/v1/artifacts?sort=bytes"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(parse(&r.bytes().await.unwrap())["field"], "sort");
 }
 
 #[tokio::test]

@@ -848,8 +848,8 @@ async fn bad_parameters_are_400_problems_naming_the_parameter() {
     }
 }
 
-/// The index the code queries is the one the template (and the harness)
-/// create, and the list role may query it.
+/// The indexes the listings query are the ones the template (and the
+/// harness) create, and the list role may query them.
 #[test]
 fn the_template_defines_the_library_index_the_code_queries() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -859,37 +859,41 @@ fn the_template_defines_the_library_index_the_code_queries() {
     let text = std::fs::read_to_string(root.join("infra/template.yaml")).unwrap();
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
     let table = &doc["Resources"]["ArtifactsTable"]["Properties"];
-    let index = table["GlobalSecondaryIndexes"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .find(|i| i["IndexName"].as_str() == Some(LIBRARY_INDEX))
-        .expect("the library index is in the template");
-    let keys: Vec<(&str, &str)> = index["KeySchema"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .map(|k| {
-            (
-                k["AttributeName"].as_str().unwrap(),
-                k["KeyType"].as_str().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(keys, [("gsi1pk", "HASH"), ("gsi1sk", "RANGE")]);
-    assert_eq!(index["Projection"]["ProjectionType"].as_str(), Some("ALL"));
     let defined: HashSet<&str> = table["AttributeDefinitions"]
         .as_sequence()
         .unwrap()
         .iter()
         .map(|a| a["AttributeName"].as_str().unwrap())
         .collect();
-    assert!(defined.contains("gsi1pk") && defined.contains("gsi1sk"));
     let role = serde_yaml::to_string(&doc["Resources"]["ListRole"]).unwrap();
-    assert!(
-        role.contains(&format!("${{ArtifactsTable.Arn}}/index/{LIBRARY_INDEX}")),
-        "{role}"
-    );
+    use artifacts::metadata::{CONTENT_INDEX, PATH_INDEX, SIZE_INDEX};
+    for name in [LIBRARY_INDEX, CONTENT_INDEX, SIZE_INDEX, PATH_INDEX] {
+        let index = table["GlobalSecondaryIndexes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|i| i["IndexName"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("{name} is in the template"));
+        let keys: Vec<(&str, &str)> = index["KeySchema"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["AttributeName"].as_str().unwrap(),
+                    k["KeyType"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        let (pk, sk) = (format!("{name}pk"), format!("{name}sk"));
+        assert_eq!(keys, [(pk.as_str(), "HASH"), (sk.as_str(), "RANGE")]);
+        assert_eq!(index["Projection"]["ProjectionType"].as_str(), Some("ALL"));
+        assert!(defined.contains(pk.as_str()) && defined.contains(sk.as_str()));
+        assert!(
+            role.contains(&format!("${{ArtifactsTable.Arn}}/index/{name}")),
+            "{name}: {role}"
+        );
+    }
     for write in ["PutItem", "UpdateItem", "DeleteItem", "s3:", "kms:"] {
         assert!(!role.contains(write), "list role grants {write}");
     }

@@ -24,9 +24,9 @@ const FILTERS = [
   ['createdAfter', 'Created after (RFC 3339)', 'text'],
   ['createdBefore', 'Created before (RFC 3339)', 'text'],
 ];
-// The API sorts the library by creation, and by path within one run
-// (sort=path needs workflowId; without one the API's 400 says so).
-const SORTS = [['createdAt', 'Created'], ['path', 'Path (needs a run)']];
+// The API sorts the library by creation, path (within a run or across
+// runs) and size, each served by an index.
+const SORTS = [['createdAt', 'Created'], ['path', 'Path'], ['size', 'Size']];
 
 /** The most a ZIP of a selection may hold (the sum of the latest versions). */
 export const ZIP_MAX_BYTES = 512 * 1024 * 1024;
