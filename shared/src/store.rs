@@ -386,7 +386,7 @@ impl Store {
                 content_id: ready.content_id.clone(),
                 wrapped_key: ready.wrapped_key.clone(),
                 location: ready.location.clone(),
-                attestation: Some(attestation),
+                attestation: Some(crate::metadata::Attestation::Envelope(attestation)),
             };
             let mut also: Vec<_> = upload
                 .map(|id| self.upload_completion(org, id, &artifact, version.version))
@@ -485,15 +485,25 @@ impl Store {
 
     /// One artifact's metadata.
     pub async fn artifact(&self, principal: &Principal, artifact_id: &str) -> Result<Artifact> {
+        Ok(self.artifact_with_latest(principal, artifact_id).await?.0)
+    }
+
+    /// [`Store::artifact`], with the latest version's record when the
+    /// artifact item carries a current copy (see [`crate::metadata::LATEST`]).
+    async fn artifact_with_latest(
+        &self,
+        principal: &Principal,
+        artifact_id: &str,
+    ) -> Result<(Artifact, Option<VersionRecord>)> {
         principal.require(Scope::Read)?;
         let artifact_id = model::parse_artifact_id(artifact_id)?;
-        let artifact = self
+        let (artifact, latest) = self
             .metadata
-            .artifact(&principal.org, artifact_id)
+            .artifact_with_latest(&principal.org, artifact_id)
             .await?
             .ok_or(Error::NotFound("artifact"))?;
         crate::lifecycle::readable(&artifact, time::OffsetDateTime::now_utc())?;
-        Ok(artifact)
+        Ok((artifact, latest))
     }
 
     /// One page of an artifact's history, newest first.
@@ -510,25 +520,49 @@ impl Store {
             .await
     }
 
-    /// The artifact and one of its versions (default: the latest), without content.
+    /// The artifact and one of its versions (default: the latest), without
+    /// content. The latest version is one `GetItem` of the artifact item
+    /// when it carries a current copy of the version's record
+    /// ([`crate::metadata::LATEST`]); otherwise, and for a version named by
+    /// number, the version item is read too — at the same time as the
+    /// artifact item when the number is given.
     pub async fn version(
         &self,
         principal: &Principal,
         artifact_id: &str,
         version: Option<u64>,
     ) -> Result<(Artifact, VersionRecord)> {
-        let artifact = self.artifact(principal, artifact_id).await?;
-        self.version_of(&principal.org, artifact, version).await
+        let org = &principal.org;
+        match version {
+            None => {
+                let (artifact, latest) = self.artifact_with_latest(principal, artifact_id).await?;
+                self.version_of(org, artifact, latest, None).await
+            }
+            Some(number) => {
+                let id = model::parse_artifact_id(artifact_id)?;
+                let (artifact, record) = tokio::join!(
+                    self.artifact(principal, artifact_id),
+                    self.metadata.version(org, id, number)
+                );
+                // The artifact's answer (404, 410, …) comes first.
+                Ok((artifact?, record?.ok_or(Error::NotFound("version"))?))
+            }
+        }
     }
 
-    /// One version (default: the latest) of an artifact already read.
+    /// One version (default: the latest) of an artifact already read, with
+    /// the item's copy of its latest version's record if it had one.
     pub(crate) async fn version_of(
         &self,
         org: &str,
         artifact: Artifact,
+        latest: Option<VersionRecord>,
         version: Option<u64>,
     ) -> Result<(Artifact, VersionRecord)> {
         let number = version.unwrap_or(artifact.latest_version);
+        if let Some(latest) = latest.filter(|l| l.version.version == number) {
+            return Ok((artifact, latest));
+        }
         let record = self
             .metadata
             .version(org, &artifact.artifact_id, number)
