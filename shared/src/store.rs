@@ -88,6 +88,16 @@ pub(crate) enum Payload<'a> {
     },
 }
 
+impl Payload<'_> {
+    /// The plaintext's size and hex SHA-256 when known before sealing.
+    fn digest(&self) -> Option<(u64, &str)> {
+        match self {
+            Payload::Body { bytes, sha256 } => Some((bytes.len() as u64, sha256)),
+            Payload::Staged { .. } => None,
+        }
+    }
+}
+
 /// Everything about a new version but its content, validated.
 #[derive(Debug, Clone)]
 pub(crate) struct VersionSpec {
@@ -313,16 +323,6 @@ impl Store {
                 .map(|a| a.artifact_id.clone())
                 .or_else(|| sealed.as_ref().map(|s| s.artifact_id.clone()))
                 .unwrap_or_else(model::new_artifact_id);
-            let ready = match sealed.take() {
-                Some(s) if s.artifact_id == artifact_id => s,
-                stale => {
-                    if let Some(stale) = stale {
-                        self.discard(org, &stale).await;
-                    }
-                    self.seal(org, &artifact_id, payload).await?
-                }
-            };
-
             let now = model::now_rfc3339();
             let number = current.as_ref().map_or(1, Artifact::next_version);
             let mut lifecycle = crate::lifecycle::on_commit(
@@ -336,50 +336,92 @@ impl Store {
             if let Some(library) = spec.library {
                 lifecycle.library = library;
             }
-            let version = Version {
-                version: number,
-                size: ready.size,
-                sha256: ready.sha256.clone(),
-                content_type: spec.content_type.clone(),
-                created_at: now.clone(),
-                created_by: author.to_owned(),
-            };
-            let artifact = Artifact {
-                artifact_id,
-                workflow_id: spec.workflow_id.clone(),
-                path: path.to_owned(),
-                name: spec.path.file_name().to_owned(),
-                artifact_type: spec
-                    .artifact_type
-                    .clone()
-                    .or_else(|| current.as_ref().map(|a| a.artifact_type.clone()))
-                    .unwrap_or_else(|| DEFAULT_ARTIFACT_TYPE.to_owned()),
-                content_type: spec.content_type.clone(),
-                size: ready.size,
-                sha256: ready.sha256.clone(),
-                latest_version: number,
-                created_at: current
-                    .as_ref()
-                    .map_or_else(|| now.clone(), |a| a.created_at.clone()),
-                created_by: current
-                    .as_ref()
-                    .map_or_else(|| author.to_owned(), |a| a.created_by.clone()),
-                updated_at: now,
-                updated_by: author.to_owned(),
-                metadata: spec
-                    .metadata
-                    .clone()
-                    .or_else(|| current.as_ref().map(|a| a.metadata.clone()))
-                    .unwrap_or_default(),
-                lifecycle,
+            // The version and the artifact's new state, given the content's
+            // size and hash.
+            let describe = |size: u64, sha256: &str| {
+                let version = Version {
+                    version: number,
+                    size,
+                    sha256: sha256.to_owned(),
+                    content_type: spec.content_type.clone(),
+                    created_at: now.clone(),
+                    created_by: author.to_owned(),
+                };
+                let artifact = Artifact {
+                    artifact_id: artifact_id.clone(),
+                    workflow_id: spec.workflow_id.clone(),
+                    path: path.to_owned(),
+                    name: spec.path.file_name().to_owned(),
+                    artifact_type: spec
+                        .artifact_type
+                        .clone()
+                        .or_else(|| current.as_ref().map(|a| a.artifact_type.clone()))
+                        .unwrap_or_else(|| DEFAULT_ARTIFACT_TYPE.to_owned()),
+                    content_type: spec.content_type.clone(),
+                    size,
+                    sha256: sha256.to_owned(),
+                    latest_version: number,
+                    created_at: current
+                        .as_ref()
+                        .map_or_else(|| now.clone(), |a| a.created_at.clone()),
+                    created_by: current
+                        .as_ref()
+                        .map_or_else(|| author.to_owned(), |a| a.created_by.clone()),
+                    updated_at: now.clone(),
+                    updated_by: author.to_owned(),
+                    metadata: spec
+                        .metadata
+                        .clone()
+                        .or_else(|| current.as_ref().map(|a| a.metadata.clone()))
+                        .unwrap_or_default(),
+                    lifecycle: lifecycle.clone(),
+                };
+                (version, artifact)
             };
             // Signed before the commit: no unsigned version ever exists.
-            let attestation = match self
-                .attest(&publish_statement(org, spec, &artifact, &version, upload))
-                .await
-            {
-                Ok(a) => a,
-                Err(e) => return Err(self.abandon(org, Some(ready), e).await),
+            let (ready, version, artifact, signed) = match (sealed.take(), payload.digest()) {
+                (Some(s), _) if s.artifact_id == artifact_id => {
+                    let (version, artifact) = describe(s.size, &s.sha256);
+                    (s, version, artifact, None)
+                }
+                // A request body's size and hash are known before it is
+                // sealed: its signature is asked for while it is sealed
+                // and stored (KMS and S3 at once). Either failing fails
+                // the write, the stored content removed.
+                (stale, Some((size, sha256))) => {
+                    if let Some(stale) = stale {
+                        self.discard(org, &stale).await;
+                    }
+                    let (version, artifact) = describe(size, sha256);
+                    let statement = publish_statement(org, spec, &artifact, &version, upload);
+                    let (ready, signed) = tokio::join!(
+                        self.seal(org, &artifact_id, payload),
+                        self.attest(&statement)
+                    );
+                    match (ready, signed) {
+                        (Ok(ready), Ok(signed)) => (ready, version, artifact, Some(signed)),
+                        (Ok(ready), Err(e)) => return Err(self.abandon(org, Some(ready), e).await),
+                        (Err(e), _) => return Err(e),
+                    }
+                }
+                (stale, None) => {
+                    if let Some(stale) = stale {
+                        self.discard(org, &stale).await;
+                    }
+                    let ready = self.seal(org, &artifact_id, payload).await?;
+                    let (version, artifact) = describe(ready.size, &ready.sha256);
+                    (ready, version, artifact, None)
+                }
+            };
+            let attestation = match signed {
+                Some(a) => a,
+                None => match self
+                    .attest(&publish_statement(org, spec, &artifact, &version, upload))
+                    .await
+                {
+                    Ok(a) => a,
+                    Err(e) => return Err(self.abandon(org, Some(ready), e).await),
+                },
             };
             let record = VersionRecord {
                 version: version.clone(),
