@@ -394,9 +394,11 @@ impl Store {
                     }
                     let (version, artifact) = describe(size, sha256);
                     let statement = publish_statement(org, spec, &artifact, &version, upload);
+                    // (Boxed: two SDK calls side by side would double the
+                    // size of every future that awaits a commit.)
                     let (ready, signed) = tokio::join!(
-                        self.seal(org, &artifact_id, payload),
-                        self.attest(&statement)
+                        Box::pin(self.seal(org, &artifact_id, payload)),
+                        Box::pin(self.attest(&statement))
                     );
                     match (ready, signed) {
                         (Ok(ready), Ok(signed)) => (ready, version, artifact, Some(signed)),
@@ -583,8 +585,8 @@ impl Store {
             Some(number) => {
                 let id = model::parse_artifact_id(artifact_id)?;
                 let (artifact, record) = tokio::join!(
-                    self.artifact(principal, artifact_id),
-                    self.metadata.version(org, id, number)
+                    Box::pin(self.artifact(principal, artifact_id)),
+                    Box::pin(self.metadata.version(org, id, number))
                 );
                 // The artifact's answer (404, 410, …) comes first.
                 Ok((artifact?, record?.ok_or(Error::NotFound("version"))?))

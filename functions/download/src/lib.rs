@@ -217,8 +217,8 @@ pub async fn serve_version_for(
         // The record is written while the copy is made, as below.
         let records = [read];
         let (url, ()) = tokio::try_join!(
-            store.deliver(org, artifact, record, url_ttl),
-            store.record_reads(org, &records)
+            Box::pin(store.deliver(org, artifact, record, url_ttl)),
+            Box::pin(store.record_reads(org, &records))
         )?;
         return attested(Response::builder())
             .status(StatusCode::SEE_OTHER)
@@ -249,8 +249,8 @@ pub async fn serve_version_for(
         read.range = range.map(|(start, end)| format!("{start}-{end}"));
         let records = [read];
         let (bytes, ()) = tokio::try_join!(
-            store.read(org, &artifact.artifact_id, record, range),
-            store.record_reads(org, &records)
+            Box::pin(store.read(org, &artifact.artifact_id, record, range)),
+            Box::pin(store.record_reads(org, &records))
         )?;
         bytes
     };
