@@ -40,10 +40,13 @@ impl Store {
         principal.require(Scope::Read)?;
         model::validate_workflow_id(workflow_id)?;
         let path = ArtifactPath::parse(path)?;
-        self.metadata
+        let (artifact, latest) = self
+            .metadata
             .artifact_at_with_latest(&principal.org, workflow_id, path.as_str())
             .await?
-            .ok_or(Error::NotFound("artifact"))
+            .ok_or(Error::NotFound("artifact"))?;
+        crate::lifecycle::readable(&artifact, time::OffsetDateTime::now_utc())?;
+        Ok((artifact, latest))
     }
 
     /// The artifact at `path` and one of its versions (default: the

@@ -287,6 +287,11 @@ async fn lifecycle_changes_never_serve_a_stale_copy() {
     }
     let expired = fetch(Call::download(&id).by(&alice)).await;
     assert_eq!(expired.status(), 410, "{}", text(&expired));
+    // By path too (the path item is read there), and its metadata.
+    let by_path = fetch(Call::by_path(WF, path).by(&alice)).await;
+    assert_eq!(by_path.status(), 410, "{}", text(&by_path));
+    let meta = fetch(Call::by_path(WF, path).query("meta", "").by(&alice)).await;
+    assert_eq!(meta.status(), 410, "{}", text(&meta));
     let missing = fetch(Call::download(&artifacts::model::new_artifact_id()).by(&eve)).await;
     let theirs = fetch(Call::download(&id).by(&eve)).await;
     assert_eq!(theirs.status(), 404);
