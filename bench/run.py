@@ -142,6 +142,10 @@ def direct(bench, quick):
     u = r["upload4MiB"]
     figure("upload_4mib", u["handlerP50"], "s", "raw S3 PutObject of 4 MiB, same emulator",
            u["rawPutP50"], ("ratio", "<=", 1.5, ""))
+    if "breakdownP50" in u:
+        NOTES.append("upload 4 MiB, p50 of each step alone (the commit's TransactWriteItems not "
+                     "measured alone): " + ", ".join(
+                         f"{k} {v * 1000:.1f} ms" for k, v in u["breakdownP50"].items()))
     # The same requests through the local API gateway on a loopback listener
     # (reqwest client → gateway → payload 2.0 event → the same handlers).
     for mib in (1, 4):

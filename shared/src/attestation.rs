@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::auth::{Principal, Scope};
 use crate::error::{Error, Result};
+use crate::metadata::Attestation;
 use crate::store::Store;
 
 // The types and checks live in the verifier crate the CLI links too.
@@ -77,8 +78,22 @@ impl Store {
         version: u64,
     ) -> Result<String> {
         principal.require(Scope::Read)?;
-        let (_, record) = self.version(principal, artifact_id, Some(version)).await?;
-        record.attestation.ok_or(Error::NotFound("attestation"))
+        let (artifact, record) = self.version(principal, artifact_id, Some(version)).await?;
+        match record.attestation {
+            Some(Attestation::Envelope(envelope)) => Ok(envelope),
+            // A copy of the record knew only that it is signed: the
+            // envelope is on the version item.
+            Some(Attestation::OnVersionItem) => self
+                .metadata
+                .version(&principal.org, &artifact.artifact_id, version)
+                .await?
+                .and_then(|r| match r.attestation {
+                    Some(Attestation::Envelope(envelope)) => Some(envelope),
+                    _ => None,
+                })
+                .ok_or(Error::NotFound("attestation")),
+            None => Err(Error::NotFound("attestation")),
+        }
     }
 
     /// The public key attestations verify with (no principal: it is public).

@@ -23,17 +23,35 @@ impl Store {
         workflow_id: &str,
         path: &str,
     ) -> Result<Artifact> {
+        Ok(self
+            .artifact_at_path_with_latest(principal, workflow_id, path)
+            .await?
+            .0)
+    }
+
+    /// [`Store::artifact_at_path`], with the item's copy of the latest
+    /// version's record if it has a current one.
+    async fn artifact_at_path_with_latest(
+        &self,
+        principal: &Principal,
+        workflow_id: &str,
+        path: &str,
+    ) -> Result<(Artifact, Option<VersionRecord>)> {
         principal.require(Scope::Read)?;
         model::validate_workflow_id(workflow_id)?;
         let path = ArtifactPath::parse(path)?;
-        self.metadata
-            .artifact_at(&principal.org, workflow_id, path.as_str())
+        let (artifact, latest) = self
+            .metadata
+            .artifact_at_with_latest(&principal.org, workflow_id, path.as_str())
             .await?
-            .ok_or(Error::NotFound("artifact"))
+            .ok_or(Error::NotFound("artifact"))?;
+        crate::lifecycle::readable(&artifact, time::OffsetDateTime::now_utc())?;
+        Ok((artifact, latest))
     }
 
     /// The artifact at `path` and one of its versions (default: the
-    /// latest), without content: [`Store::version`] by path.
+    /// latest), without content: [`Store::version`] by path (the latest
+    /// version, when the path item carries its record, is one `GetItem`).
     pub async fn version_at_path(
         &self,
         principal: &Principal,
@@ -41,7 +59,10 @@ impl Store {
         path: &str,
         version: Option<u64>,
     ) -> Result<(Artifact, VersionRecord)> {
-        let artifact = self.artifact_at_path(principal, workflow_id, path).await?;
-        self.version_of(&principal.org, artifact, version).await
+        let (artifact, latest) = self
+            .artifact_at_path_with_latest(principal, workflow_id, path)
+            .await?;
+        self.version_of(&principal.org, artifact, latest, version)
+            .await
     }
 }

@@ -24,6 +24,25 @@
 //! listing reads one item per artifact. The path item is the arbiter between
 //! concurrent writers.
 //!
+//! # The latest version, denormalized
+//!
+//! The version commit also copies what a download of the new version needs
+//! onto both artifact items, as the map [`LATEST`] (number, size, hash,
+//! content type, author and time, content id, wrapped key, S3 object
+//! version; the attestation's presence, its envelope stays on the version
+//! item), so a download of the latest version is one strongly consistent
+//! `GetItem` ([`Metadata::artifact_with_latest`]). It is written in the same
+//! transaction as the version item, so the two never disagree; it is used
+//! only while its number is the item's `latestVersion`. Anything else that
+//! rewrites the artifact items (the lifecycle's puts: `patch`, holds,
+//! `deleteVersion`, `restore`) writes them without it, and items written
+//! before it existed have none: readers then read the version item, as
+//! before. Content stored inline (small versions) is not copied: listings
+//! read these items, and would read it too. The latest version is never
+//! hidden while the artifact item names it (`deleteVersion` moves
+//! `latestVersion` in the transaction that hides it; `keepVersions` hides
+//! only older ones), so the copy needs no `hiddenAt` check.
+//!
 //! # Names
 //!
 //! A name item says that a name of a workflow, compared as the file systems
@@ -78,6 +97,9 @@ use crate::model::{Artifact, ArtifactPath, Hold, Lifecycle, NameClaim, NameKind,
 pub const ARTIFACT_SK: &str = "#META";
 /// The attribute that hides a version item until the purge removes it.
 pub const HIDDEN: &str = "hiddenAt";
+/// The map on both artifact items holding the latest version's record (see
+/// the module doc).
+pub const LATEST: &str = "latestRecord";
 const VERSION_SK_PREFIX: &str = "V#";
 
 pub fn artifact_pk(org: &str, artifact_id: &str) -> String {
@@ -272,9 +294,19 @@ pub struct VersionRecord {
     pub content_id: String,
     pub wrapped_key: Vec<u8>,
     pub location: Location,
-    /// The version's signed publish attestation, DSSE JSON (SPEC §18);
-    /// `None` only for versions committed before attestations existed.
-    pub attestation: Option<String>,
+    /// The version's signed publish attestation (SPEC §18); `None` only
+    /// for versions committed before attestations existed.
+    pub attestation: Option<Attestation>,
+}
+
+/// A version's publish attestation, as a read found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attestation {
+    /// The DSSE envelope (JSON), read from the version item.
+    Envelope(String),
+    /// Signed, the envelope on the version item: what a read of the
+    /// artifact item's copy of the latest version ([`LATEST`]) knows.
+    OnVersionItem,
 }
 
 /// A version item without its inline content ([`Metadata::version_heads`]).
@@ -351,6 +383,32 @@ impl Metadata {
         self.get(artifact_pk(org, artifact_id), ARTIFACT_SK.into())
             .await?
             .map(|item| item.artifact())
+            .transpose()
+    }
+
+    /// An artifact by id, within `org`, with its latest version's record
+    /// when the item carries a current copy of it ([`LATEST`]).
+    pub async fn artifact_with_latest(
+        &self,
+        org: &str,
+        artifact_id: &str,
+    ) -> Result<Option<(Artifact, Option<VersionRecord>)>> {
+        self.get(artifact_pk(org, artifact_id), ARTIFACT_SK.into())
+            .await?
+            .map(|item| item.artifact_with_latest())
+            .transpose()
+    }
+
+    /// [`Metadata::artifact_with_latest`] by workflow and path.
+    pub async fn artifact_at_with_latest(
+        &self,
+        org: &str,
+        workflow_id: &str,
+        path: &str,
+    ) -> Result<Option<(Artifact, Option<VersionRecord>)>> {
+        self.get(workflow_pk(org, workflow_id), path_sk(path))
+            .await?
+            .map(|item| item.artifact_with_latest())
             .transpose()
     }
 
@@ -552,7 +610,11 @@ impl Metadata {
         also: Vec<TransactWriteItem>,
     ) -> Result<()> {
         let version_item = version_item(org, &artifact.artifact_id, record);
-        let [by_id, by_path] = artifact_items(org, artifact);
+        let [mut by_id, mut by_path] = artifact_items(org, artifact);
+        if let Some(latest) = latest_item(record) {
+            by_id.insert(LATEST.into(), latest.clone());
+            by_path.insert(LATEST.into(), latest);
+        }
         let expect = |item: HashMap<String, AttributeValue>| -> Result<TransactWriteItem> {
             let put = Put::builder().table_name(&self.table).set_item(Some(item));
             let put = if expected_latest == 0 {
@@ -856,10 +918,37 @@ pub fn version_item(
             item.insert("s3VersionId".into(), s(version_id));
         }
     }
-    if let Some(attestation) = &r.attestation {
+    if let Some(Attestation::Envelope(attestation)) = &r.attestation {
         item.insert("attestation".into(), s(attestation));
     }
     item
+}
+
+/// What a download of `r` needs, as the artifact items carry it ([`LATEST`]);
+/// `None` for inline content and for a version without its attestation
+/// envelope at hand (those are read from the version item).
+fn latest_item(r: &VersionRecord) -> Option<AttributeValue> {
+    let (Location::S3 { version_id }, Some(Attestation::Envelope(_))) =
+        (&r.location, &r.attestation)
+    else {
+        return None;
+    };
+    let v = &r.version;
+    Some(AttributeValue::M(HashMap::from([
+        ("version".into(), n(v.version)),
+        ("size".into(), n(v.size)),
+        ("sha256".into(), s(&v.sha256)),
+        ("contentType".into(), s(&v.content_type)),
+        ("createdAt".into(), s(&v.created_at)),
+        ("createdBy".into(), s(&v.created_by)),
+        ("contentId".into(), s(&r.content_id)),
+        (
+            "wrappedKey".into(),
+            AttributeValue::B(Blob::new(r.wrapped_key.clone())),
+        ),
+        ("s3VersionId".into(), s(version_id)),
+        ("attested".into(), AttributeValue::Bool(true)),
+    ])))
 }
 
 /// A raw item, read back into the model. A malformed item is an integrity
@@ -1033,11 +1122,41 @@ impl Item {
                 .ok_or_else(|| malformed("wrappedKey"))?,
             location,
             attestation: match self.0.get("attestation") {
-                Some(AttributeValue::S(a)) => Some(a.clone()),
+                Some(AttributeValue::S(a)) => Some(Attestation::Envelope(a.clone())),
                 None => None,
                 Some(_) => return Err(malformed("attestation")),
             },
         })
+    }
+
+    /// An artifact item and its copy of the latest version's record, if it
+    /// has one for its current `latestVersion` (see [`LATEST`]).
+    fn artifact_with_latest(self) -> Result<(Artifact, Option<VersionRecord>)> {
+        let artifact = self.artifact()?;
+        let latest = match self.0.get(LATEST) {
+            None => None,
+            Some(AttributeValue::M(m)) => {
+                let copy = Item(m.clone());
+                let version = copy.version()?;
+                (version.version == artifact.latest_version)
+                    .then(|| -> Result<VersionRecord> {
+                        Ok(VersionRecord {
+                            version,
+                            content_id: copy.s("contentId")?,
+                            wrapped_key: copy.b("wrappedKey").ok_or_else(|| malformed(LATEST))?,
+                            location: Location::S3 {
+                                version_id: copy.s("s3VersionId")?,
+                            },
+                            attestation: copy
+                                .flag("attested")
+                                .then_some(Attestation::OnVersionItem),
+                        })
+                    })
+                    .transpose()?
+            }
+            Some(_) => return Err(malformed(LATEST)),
+        };
+        Ok((artifact, latest))
     }
 }
 
@@ -1129,11 +1248,70 @@ mod tests {
                 content_id: "c1".into(),
                 wrapped_key: vec![9; 40],
                 location,
-                attestation: Some("{}".into()),
+                attestation: Some(Attestation::Envelope("{}".into())),
             };
             let item = Item(version_item("acme", "id", &r));
             assert_eq!(item.version_record().unwrap(), r);
         }
+    }
+
+    #[test]
+    fn the_latest_copy_reads_back_as_the_version_item_does_while_current() {
+        let a = artifact();
+        let mut r = VersionRecord {
+            version: Version {
+                version: a.latest_version,
+                size: 3,
+                sha256: "cd".repeat(32),
+                content_type: "text/plain".into(),
+                created_at: "2026-01-01T00:00:00.000Z".into(),
+                created_by: "u1".into(),
+            },
+            content_id: "c1".into(),
+            wrapped_key: vec![9; 40],
+            location: Location::S3 {
+                version_id: "v123".into(),
+            },
+            attestation: Some(Attestation::Envelope("{}".into())),
+        };
+        let with = |r: &VersionRecord| {
+            let mut item = artifact_item(&a, "pk".into(), "sk".into());
+            if let Some(latest) = latest_item(r) {
+                item.insert(LATEST.into(), latest);
+            }
+            Item(item).artifact_with_latest().unwrap()
+        };
+        let (read, latest) = with(&r);
+        assert_eq!(read, a);
+        let latest = latest.expect("a current copy");
+        assert_eq!(latest.attestation, Some(Attestation::OnVersionItem));
+        let from_version_item = Item(version_item("acme", "id", &r))
+            .version_record()
+            .unwrap();
+        assert_eq!(
+            VersionRecord {
+                attestation: Some(Attestation::OnVersionItem),
+                ..from_version_item
+            },
+            latest
+        );
+        // Another number than `latestVersion`: not used.
+        r.version.version -= 1;
+        assert_eq!(with(&r).1, None);
+        // Inline content and unsigned versions are not copied.
+        r.version.version += 1;
+        r.location = Location::Inline(vec![1]);
+        assert_eq!(with(&r).1, None);
+        r.location = Location::S3 {
+            version_id: "v".into(),
+        };
+        r.attestation = None;
+        assert_eq!(with(&r).1, None);
+        // None at all (an item written before the copy existed).
+        let (_, none) = Item(artifact_item(&a, "pk".into(), "sk".into()))
+            .artifact_with_latest()
+            .unwrap();
+        assert_eq!(none, None);
     }
 
     #[test]

@@ -88,6 +88,16 @@ pub(crate) enum Payload<'a> {
     },
 }
 
+impl Payload<'_> {
+    /// The plaintext's size and hex SHA-256 when known before sealing.
+    fn digest(&self) -> Option<(u64, &str)> {
+        match self {
+            Payload::Body { bytes, sha256 } => Some((bytes.len() as u64, sha256)),
+            Payload::Staged { .. } => None,
+        }
+    }
+}
+
 /// Everything about a new version but its content, validated.
 #[derive(Debug, Clone)]
 pub(crate) struct VersionSpec {
@@ -313,16 +323,6 @@ impl Store {
                 .map(|a| a.artifact_id.clone())
                 .or_else(|| sealed.as_ref().map(|s| s.artifact_id.clone()))
                 .unwrap_or_else(model::new_artifact_id);
-            let ready = match sealed.take() {
-                Some(s) if s.artifact_id == artifact_id => s,
-                stale => {
-                    if let Some(stale) = stale {
-                        self.discard(org, &stale).await;
-                    }
-                    self.seal(org, &artifact_id, payload).await?
-                }
-            };
-
             let now = model::now_rfc3339();
             let number = current.as_ref().map_or(1, Artifact::next_version);
             let mut lifecycle = crate::lifecycle::on_commit(
@@ -336,57 +336,101 @@ impl Store {
             if let Some(library) = spec.library {
                 lifecycle.library = library;
             }
-            let version = Version {
-                version: number,
-                size: ready.size,
-                sha256: ready.sha256.clone(),
-                content_type: spec.content_type.clone(),
-                created_at: now.clone(),
-                created_by: author.to_owned(),
-            };
-            let artifact = Artifact {
-                artifact_id,
-                workflow_id: spec.workflow_id.clone(),
-                path: path.to_owned(),
-                name: spec.path.file_name().to_owned(),
-                artifact_type: spec
-                    .artifact_type
-                    .clone()
-                    .or_else(|| current.as_ref().map(|a| a.artifact_type.clone()))
-                    .unwrap_or_else(|| DEFAULT_ARTIFACT_TYPE.to_owned()),
-                content_type: spec.content_type.clone(),
-                size: ready.size,
-                sha256: ready.sha256.clone(),
-                latest_version: number,
-                created_at: current
-                    .as_ref()
-                    .map_or_else(|| now.clone(), |a| a.created_at.clone()),
-                created_by: current
-                    .as_ref()
-                    .map_or_else(|| author.to_owned(), |a| a.created_by.clone()),
-                updated_at: now,
-                updated_by: author.to_owned(),
-                metadata: spec
-                    .metadata
-                    .clone()
-                    .or_else(|| current.as_ref().map(|a| a.metadata.clone()))
-                    .unwrap_or_default(),
-                lifecycle,
+            // The version and the artifact's new state, given the content's
+            // size and hash.
+            let describe = |size: u64, sha256: &str| {
+                let version = Version {
+                    version: number,
+                    size,
+                    sha256: sha256.to_owned(),
+                    content_type: spec.content_type.clone(),
+                    created_at: now.clone(),
+                    created_by: author.to_owned(),
+                };
+                let artifact = Artifact {
+                    artifact_id: artifact_id.clone(),
+                    workflow_id: spec.workflow_id.clone(),
+                    path: path.to_owned(),
+                    name: spec.path.file_name().to_owned(),
+                    artifact_type: spec
+                        .artifact_type
+                        .clone()
+                        .or_else(|| current.as_ref().map(|a| a.artifact_type.clone()))
+                        .unwrap_or_else(|| DEFAULT_ARTIFACT_TYPE.to_owned()),
+                    content_type: spec.content_type.clone(),
+                    size,
+                    sha256: sha256.to_owned(),
+                    latest_version: number,
+                    created_at: current
+                        .as_ref()
+                        .map_or_else(|| now.clone(), |a| a.created_at.clone()),
+                    created_by: current
+                        .as_ref()
+                        .map_or_else(|| author.to_owned(), |a| a.created_by.clone()),
+                    updated_at: now.clone(),
+                    updated_by: author.to_owned(),
+                    metadata: spec
+                        .metadata
+                        .clone()
+                        .or_else(|| current.as_ref().map(|a| a.metadata.clone()))
+                        .unwrap_or_default(),
+                    lifecycle: lifecycle.clone(),
+                };
+                (version, artifact)
             };
             // Signed before the commit: no unsigned version ever exists.
-            let attestation = match self
-                .attest(&publish_statement(org, spec, &artifact, &version, upload))
-                .await
-            {
-                Ok(a) => a,
-                Err(e) => return Err(self.abandon(org, Some(ready), e).await),
+            let (ready, version, artifact, signed) = match (sealed.take(), payload.digest()) {
+                (Some(s), _) if s.artifact_id == artifact_id => {
+                    let (version, artifact) = describe(s.size, &s.sha256);
+                    (s, version, artifact, None)
+                }
+                // A request body's size and hash are known before it is
+                // sealed: its signature is asked for while it is sealed
+                // and stored (KMS and S3 at once). Either failing fails
+                // the write, the stored content removed.
+                (stale, Some((size, sha256))) => {
+                    if let Some(stale) = stale {
+                        self.discard(org, &stale).await;
+                    }
+                    let (version, artifact) = describe(size, sha256);
+                    let statement = publish_statement(org, spec, &artifact, &version, upload);
+                    // (Boxed: two SDK calls side by side would double the
+                    // size of every future that awaits a commit.)
+                    let (ready, signed) = tokio::join!(
+                        Box::pin(self.seal(org, &artifact_id, payload)),
+                        Box::pin(self.attest(&statement))
+                    );
+                    match (ready, signed) {
+                        (Ok(ready), Ok(signed)) => (ready, version, artifact, Some(signed)),
+                        (Ok(ready), Err(e)) => return Err(self.abandon(org, Some(ready), e).await),
+                        (Err(e), _) => return Err(e),
+                    }
+                }
+                (stale, None) => {
+                    if let Some(stale) = stale {
+                        self.discard(org, &stale).await;
+                    }
+                    let ready = self.seal(org, &artifact_id, payload).await?;
+                    let (version, artifact) = describe(ready.size, &ready.sha256);
+                    (ready, version, artifact, None)
+                }
+            };
+            let attestation = match signed {
+                Some(a) => a,
+                None => match self
+                    .attest(&publish_statement(org, spec, &artifact, &version, upload))
+                    .await
+                {
+                    Ok(a) => a,
+                    Err(e) => return Err(self.abandon(org, Some(ready), e).await),
+                },
             };
             let record = VersionRecord {
                 version: version.clone(),
                 content_id: ready.content_id.clone(),
                 wrapped_key: ready.wrapped_key.clone(),
                 location: ready.location.clone(),
-                attestation: Some(attestation),
+                attestation: Some(crate::metadata::Attestation::Envelope(attestation)),
             };
             let mut also: Vec<_> = upload
                 .map(|id| self.upload_completion(org, id, &artifact, version.version))
@@ -485,15 +529,25 @@ impl Store {
 
     /// One artifact's metadata.
     pub async fn artifact(&self, principal: &Principal, artifact_id: &str) -> Result<Artifact> {
+        Ok(self.artifact_with_latest(principal, artifact_id).await?.0)
+    }
+
+    /// [`Store::artifact`], with the latest version's record when the
+    /// artifact item carries a current copy (see [`crate::metadata::LATEST`]).
+    async fn artifact_with_latest(
+        &self,
+        principal: &Principal,
+        artifact_id: &str,
+    ) -> Result<(Artifact, Option<VersionRecord>)> {
         principal.require(Scope::Read)?;
         let artifact_id = model::parse_artifact_id(artifact_id)?;
-        let artifact = self
+        let (artifact, latest) = self
             .metadata
-            .artifact(&principal.org, artifact_id)
+            .artifact_with_latest(&principal.org, artifact_id)
             .await?
             .ok_or(Error::NotFound("artifact"))?;
         crate::lifecycle::readable(&artifact, time::OffsetDateTime::now_utc())?;
-        Ok(artifact)
+        Ok((artifact, latest))
     }
 
     /// One page of an artifact's history, newest first.
@@ -510,25 +564,49 @@ impl Store {
             .await
     }
 
-    /// The artifact and one of its versions (default: the latest), without content.
+    /// The artifact and one of its versions (default: the latest), without
+    /// content. The latest version is one `GetItem` of the artifact item
+    /// when it carries a current copy of the version's record
+    /// ([`crate::metadata::LATEST`]); otherwise, and for a version named by
+    /// number, the version item is read too — at the same time as the
+    /// artifact item when the number is given.
     pub async fn version(
         &self,
         principal: &Principal,
         artifact_id: &str,
         version: Option<u64>,
     ) -> Result<(Artifact, VersionRecord)> {
-        let artifact = self.artifact(principal, artifact_id).await?;
-        self.version_of(&principal.org, artifact, version).await
+        let org = &principal.org;
+        match version {
+            None => {
+                let (artifact, latest) = self.artifact_with_latest(principal, artifact_id).await?;
+                self.version_of(org, artifact, latest, None).await
+            }
+            Some(number) => {
+                let id = model::parse_artifact_id(artifact_id)?;
+                let (artifact, record) = tokio::join!(
+                    Box::pin(self.artifact(principal, artifact_id)),
+                    Box::pin(self.metadata.version(org, id, number))
+                );
+                // The artifact's answer (404, 410, …) comes first.
+                Ok((artifact?, record?.ok_or(Error::NotFound("version"))?))
+            }
+        }
     }
 
-    /// One version (default: the latest) of an artifact already read.
+    /// One version (default: the latest) of an artifact already read, with
+    /// the item's copy of its latest version's record if it had one.
     pub(crate) async fn version_of(
         &self,
         org: &str,
         artifact: Artifact,
+        latest: Option<VersionRecord>,
         version: Option<u64>,
     ) -> Result<(Artifact, VersionRecord)> {
         let number = version.unwrap_or(artifact.latest_version);
+        if let Some(latest) = latest.filter(|l| l.version.version == number) {
+            return Ok((artifact, latest));
+        }
         let record = self
             .metadata
             .version(org, &artifact.artifact_id, number)

@@ -1130,3 +1130,70 @@ pub fn target_operation<'a>(
         .unwrap_or_default();
     target.rsplit('.').next().unwrap_or(target)
 }
+
+/// Set one attribute of a stored version behind the API's back (tests of
+/// tampered or misrecorded metadata): on the version item, and on the
+/// artifact items' copy of the latest version's record
+/// ([`artifacts::metadata::LATEST`]) where that copy is of this version and
+/// holds the attribute, so that every read path sees the change.
+pub async fn set_version_attribute(
+    env: &TestEnv,
+    org: &str,
+    artifact_id: &str,
+    version: u64,
+    name: &str,
+    value: aws_sdk_dynamodb::types::AttributeValue,
+) {
+    use artifacts::metadata::{ARTIFACT_SK, LATEST, artifact_pk, path_sk, version_sk, workflow_pk};
+    use aws_sdk_dynamodb::types::AttributeValue as Av;
+    let ddb = env.dynamodb();
+    let table = &env.resources.table;
+    ddb.update_item()
+        .table_name(table)
+        .key("pk", Av::S(artifact_pk(org, artifact_id)))
+        .key("sk", Av::S(version_sk(version)))
+        .update_expression("SET #a = :v")
+        .expression_attribute_names("#a", name)
+        .expression_attribute_values(":v", value.clone())
+        .send()
+        .await
+        .expect("set the version item's attribute");
+    let by_id = ddb
+        .get_item()
+        .table_name(table)
+        .key("pk", Av::S(artifact_pk(org, artifact_id)))
+        .key("sk", Av::S(ARTIFACT_SK.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("read the artifact item")
+        .item;
+    let Some(by_id) = by_id else { return };
+    let text = |k: &str| by_id.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let mut keys = vec![(artifact_pk(org, artifact_id), ARTIFACT_SK.to_owned())];
+    if let (Some(workflow_id), Some(path)) = (text("workflowId"), text("path")) {
+        keys.push((workflow_pk(org, &workflow_id), path_sk(&path)));
+    }
+    for (pk, sk) in keys {
+        let out = ddb
+            .update_item()
+            .table_name(table)
+            .key("pk", Av::S(pk))
+            .key("sk", Av::S(sk))
+            .update_expression("SET #l.#a = :v")
+            .condition_expression("#l.#n = :n AND attribute_exists(#l.#a)")
+            .expression_attribute_names("#l", LATEST)
+            .expression_attribute_names("#a", name)
+            .expression_attribute_names("#n", "version")
+            .expression_attribute_values(":v", value.clone())
+            .expression_attribute_values(":n", Av::N(version.to_string()))
+            .send()
+            .await;
+        if let Err(e) = out {
+            let no_copy = e
+                .as_service_error()
+                .is_some_and(|se| se.is_conditional_check_failed_exception());
+            assert!(no_copy, "set the copy's attribute: {e:?}");
+        }
+    }
+}

@@ -78,17 +78,7 @@ async fn set_attribute(
     name: &str,
     value: AttributeValue,
 ) {
-    env.dynamodb()
-        .update_item()
-        .table_name(&env.resources.table)
-        .key("pk", AttributeValue::S(artifact_pk(org, id)))
-        .key("sk", AttributeValue::S(version_sk(version)))
-        .update_expression("SET #a = :v")
-        .expression_attribute_names("#a", name)
-        .expression_attribute_values(":v", value)
-        .send()
-        .await
-        .unwrap();
+    harness::set_version_attribute(env, org, id, version, name, value).await;
 }
 
 async fn raw_object(env: &TestEnv, org: &str, id: &str, version_id: &str) -> Vec<u8> {

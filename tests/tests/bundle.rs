@@ -744,8 +744,8 @@ async fn corrupt_inline(env: &TestEnv, org: &str, id: &str, version: u64) {
 async fn misrecord_sha256(env: &TestEnv, org: &str, id: &str, path: &str, version: u64) {
     let ddb = env.dynamodb();
     let wrong = AttributeValue::S("0".repeat(64));
+    harness::set_version_attribute(env, org, id, version, "sha256", wrong.clone()).await;
     for (pk, sk) in [
-        (artifact_pk(org, id), version_sk(version)),
         (artifact_pk(org, id), "#META".to_owned()),
         (workflow_pk(org, WF), path_sk(path)),
     ] {

@@ -170,16 +170,15 @@ async fn tampered_large_content_never_reaches_deliveries() {
             .send()
             .await
             .unwrap();
-        env.dynamodb()
-            .update_item()
-            .table_name(&env.resources.table)
-            .key("pk", AttributeValue::S(artifact_pk("acme", &id)))
-            .key("sk", AttributeValue::S(version_sk(1)))
-            .update_expression("SET s3VersionId = :v")
-            .expression_attribute_values(":v", AttributeValue::S(put.version_id().unwrap().into()))
-            .send()
-            .await
-            .unwrap();
+        harness::set_version_attribute(
+            &env,
+            "acme",
+            &id,
+            1,
+            "s3VersionId",
+            AttributeValue::S(put.version_id().unwrap().into()),
+        )
+        .await;
         let r = download(&env, Call::download(&id).by(&alice)).await;
         assert_eq!(r.status(), 500, "{what}");
         assert!(header(&r, "location").is_none(), "{what}");

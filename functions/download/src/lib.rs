@@ -214,8 +214,12 @@ pub async fn serve_version_for(
     // Too large for a Lambda response: send the client to a decrypted copy
     // in S3, which serves Range itself.
     if v.size > store.config.direct_max_bytes && !head {
-        let url = store.deliver(org, artifact, record, url_ttl).await?;
-        store.record_reads(org, &[read]).await?;
+        // The record is written while the copy is made, as below.
+        let records = [read];
+        let (url, ()) = tokio::try_join!(
+            Box::pin(store.deliver(org, artifact, record, url_ttl)),
+            Box::pin(store.record_reads(org, &records))
+        )?;
         return attested(Response::builder())
             .status(StatusCode::SEE_OTHER)
             .header(header::LOCATION, url)
@@ -235,15 +239,19 @@ pub async fn serve_version_for(
         _ => None,
     };
 
-    // HEAD reads no content and records no read.
+    // HEAD reads no content and records no read. The record is written
+    // while the content is fetched and decrypted (they are independent);
+    // nothing is returned unless both succeeded, so a read whose record
+    // failed sends no content (a read that then fails may stay recorded).
     let bytes = if head {
         Vec::new()
     } else {
-        let bytes = store
-            .read(org, &artifact.artifact_id, record, range)
-            .await?;
         read.range = range.map(|(start, end)| format!("{start}-{end}"));
-        store.record_reads(org, &[read]).await?;
+        let records = [read];
+        let (bytes, ()) = tokio::try_join!(
+            Box::pin(store.read(org, &artifact.artifact_id, record, range)),
+            Box::pin(store.record_reads(org, &records))
+        )?;
         bytes
     };
     let length = match range {
