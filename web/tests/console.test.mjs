@@ -377,7 +377,9 @@ test('2. run: tree, version download, download all (ZIP), safe previews', async 
     ['infra/main.tf', TF[2]],
     ['data/big.bin', BIG],
   ]);
-  const names = [...entries.keys()].filter((n) => n !== 'MANIFEST.json').sort();
+  // The bundle starts with its manifest and the manifest's signature (SPEC §18).
+  assert.deepEqual([...entries.keys()].slice(0, 2), ['MANIFEST.json', 'MANIFEST.json.sig']);
+  const names = [...entries.keys()].filter((n) => !n.startsWith('MANIFEST.json')).sort();
   assert.deepEqual(names, [...expected.keys()].sort());
   for (const [path, bytes] of expected) {
     assert.ok(entries.get(path).equals(bytes), `${path} in the ZIP differs from the stored bytes`);
