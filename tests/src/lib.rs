@@ -30,6 +30,9 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::{Value, json};
 
 pub mod edge;
+mod intercept;
+
+pub use intercept::{CallCounter, Clients, intercepted_store, intercepted_store_with};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -10,8 +10,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use artifacts::attestation::{self, Dsse, Statement};
@@ -23,7 +23,8 @@ use aws_sdk_kms::error::BoxError;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use harness::{
-    Call, Caller, TestEnv, bytes, download, header, json_body, list, presign, upload, versions,
+    Call, CallCounter, Caller, Clients, TestEnv, bytes, download, header, json_body, list, presign,
+    upload, versions,
 };
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
@@ -478,38 +479,17 @@ fn find(haystack: &[u8], needle: &[u8]) -> usize {
         .unwrap()
 }
 
-/// Fails every KMS `Sign` while `on`, and counts every KMS request by operation.
+/// Fails every KMS `Sign` while `fail_sign`, and counts every KMS request by
+/// operation.
 #[derive(Debug, Clone, Default)]
 struct Kms {
     fail_sign: Arc<AtomicBool>,
-    requests: Arc<Mutex<HashMap<String, usize>>>,
+    calls: CallCounter,
 }
 
 impl Kms {
-    fn count(&self, operation: &str) -> usize {
-        self.requests
-            .lock()
-            .unwrap()
-            .get(operation)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    fn total(&self) -> usize {
-        self.requests.lock().unwrap().values().sum()
-    }
-
     fn store(&self, env: &TestEnv) -> artifacts::Store {
-        artifacts::Store::with_clients(
-            env.store.config.clone(),
-            env.dynamodb(),
-            env.s3(),
-            aws_sdk_kms::Client::from_conf(
-                aws_sdk_kms::config::Builder::from(&env.sdk)
-                    .interceptor(self.clone())
-                    .build(),
-            ),
-        )
+        harness::intercepted_store(env, Clients::Kms, self.clone())
     }
 }
 
@@ -521,17 +501,11 @@ impl Intercept for Kms {
     fn read_before_transmit(
         &self,
         context: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
+        components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let operation = harness::target_operation(context).to_owned();
-        *self
-            .requests
-            .lock()
-            .unwrap()
-            .entry(operation.clone())
-            .or_default() += 1;
-        if self.fail_sign.load(Ordering::SeqCst) && operation == "Sign" {
+        self.calls.read_before_transmit(context, components, cfg)?;
+        if self.fail_sign.load(Ordering::SeqCst) && harness::target_operation(context) == "Sign" {
             Err("injected fault: KMS Sign unavailable".into())
         } else {
             Ok(())
@@ -577,8 +551,12 @@ async fn a_failing_kms_sign_fails_the_write_and_commits_nothing() {
     let r = harness::upload_with(&faulty, Call::upload(WF, "signed.bin", &body).by(&alice)).await;
     assert_eq!(r.status(), 500, "{}", String::from_utf8_lossy(&bytes(&r)));
     assert_eq!(header(&r, "content-type"), Some("application/problem+json"));
-    assert!(kms.count("Sign") >= 1, "the fault was injected");
-    assert_eq!(kms.count("GenerateDataKey"), 1, "the content was sealed");
+    assert!(kms.calls.count("Sign") >= 1, "the fault was injected");
+    assert_eq!(
+        kms.calls.count("GenerateDataKey"),
+        1,
+        "the content was sealed"
+    );
     assert_eq!(
         stored(&env).await,
         (0, 0),
@@ -668,8 +646,8 @@ async fn each_write_costs_one_kms_sign() {
     const WRITES: usize = 20;
     let env = TestEnv::new().await;
     let alice = Caller::writer("acme");
-    let kms = Kms::default();
-    let counted = kms.store(&env);
+    let kms = CallCounter::default();
+    let counted = kms.store(&env, Clients::Kms);
     let body = content(4_096, 7);
 
     let started = Instant::now();
@@ -684,7 +662,7 @@ async fn each_write_costs_one_kms_sign() {
     let per_write = started.elapsed() / WRITES as u32;
     assert_eq!(kms.count("Sign"), WRITES, "one Sign per write");
     assert_eq!(kms.count("GenerateDataKey"), WRITES);
-    assert_eq!(kms.total(), 2 * WRITES, "nothing else: {:?}", kms.requests);
+    assert_eq!(kms.total(), 2 * WRITES, "nothing else: {:?}", kms.counts());
 
     // The Sign round trip alone, over a PAE of a typical statement's size.
     let pae = attestation::pae(attestation::PAYLOAD_TYPE, &[b'x'; 700]);
@@ -872,16 +850,16 @@ async fn a_selection_is_signed_once_and_a_new_version_is_signed_anew() {
     let plan = content(3_000, 1);
     let (plan_id, _) = put(&env, &alice, "plan.bin", &plan).await;
     let (report_id, _) = put(&env, &alice, "docs/report.txt", &content(120_000, 2)).await;
-    let kms = Kms::default();
-    let counted = kms.store(&env);
+    let kms = CallCounter::default();
+    let counted = kms.store(&env, Clients::Kms);
 
     let started = Instant::now();
     let (status, etag, first) = bundle_of(&counted, &reader).await;
     let first_build = started.elapsed();
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&first));
-    assert_eq!(kms.count("Sign"), 1, "{:?}", kms.requests);
+    assert_eq!(kms.count("Sign"), 1, "{:?}", kms.counts());
     assert_eq!(kms.count("Decrypt"), 2, "one data key per file");
-    assert_eq!(kms.total(), 3, "and nothing else: {:?}", kms.requests);
+    assert_eq!(kms.total(), 3, "and nothing else: {:?}", kms.counts());
 
     let entries = harness::zip_entries(&first);
     let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
@@ -965,9 +943,9 @@ async fn a_selection_is_signed_once_and_a_new_version_is_signed_anew() {
     assert_eq!(status, 200);
     assert_eq!(again_etag, etag);
     assert!(again == first, "same selection, same bytes");
-    assert_eq!(kms.count("Sign"), 1, "no second Sign: {:?}", kms.requests);
+    assert_eq!(kms.count("Sign"), 1, "no second Sign: {:?}", kms.counts());
     assert_eq!(kms.count("Decrypt"), 4, "only the data keys again");
-    assert_eq!(kms.total(), 5, "{:?}", kms.requests);
+    assert_eq!(kms.total(), 5, "{:?}", kms.counts());
     assert_eq!(kms_signatures_kept(&env).await, 1);
 
     // A new version: a new selection, ETag and signature.
@@ -1074,7 +1052,7 @@ async fn a_failing_kms_sign_fails_the_bundle_and_keeps_nothing() {
     let r = harness::bundle_with(&faulty, Call::bundle(WF).by(&reader)).await;
     assert_eq!(r.status(), 500, "{}", String::from_utf8_lossy(&bytes(&r)));
     assert_eq!(header(&r, "content-type"), Some("application/problem+json"));
-    assert!(kms.count("Sign") >= 1, "the fault was injected");
+    assert!(kms.calls.count("Sign") >= 1, "the fault was injected");
     assert_eq!(kms_signatures_kept(&env).await, 0, "no signature kept");
 
     kms.fail_sign.store(false, Ordering::SeqCst);
@@ -1151,19 +1129,10 @@ async fn a_rotated_key_re_signs_a_kept_selection_once() {
         .key_metadata
         .unwrap()
         .key_id;
-    let counter = Kms::default();
+    let counter = CallCounter::default();
     let mut config = env.store.config.clone();
     config.signing_key_id = Some(rotated.clone());
-    let store = artifacts::Store::with_clients(
-        config,
-        env.dynamodb(),
-        env.s3(),
-        aws_sdk_kms::Client::from_conf(
-            aws_sdk_kms::config::Builder::from(&env.sdk)
-                .interceptor(counter.clone())
-                .build(),
-        ),
-    );
+    let store = harness::intercepted_store_with(&env, config, Clients::Kms, counter.clone());
     let new_key = store.signer.public_key().await.unwrap().spki_der;
     for round in 0..2 {
         let (status, new_etag, after) = bundle_of(&store, &reader).await;

@@ -15,7 +15,8 @@ use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use harness::edge::{self, Edge};
 use harness::{
-    BoxError, Call, Caller, TestEnv, bundle, bytes, download, json_body, presign, upload, versions,
+    BoxError, Call, CallCounter, Caller, Clients, TestEnv, bundle, bytes, download, json_body,
+    presign, upload, versions,
 };
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
@@ -442,16 +443,7 @@ impl Intercept for Fault {
 }
 
 fn faulty(env: &TestEnv, fault: &Fault) -> Store {
-    Store::with_clients(
-        env.store.config.clone(),
-        aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&env.sdk)
-                .interceptor(fault.clone())
-                .build(),
-        ),
-        env.s3(),
-        aws_sdk_kms::Client::new(&env.sdk),
-    )
+    harness::intercepted_store(env, Clients::DynamoDb, fault.clone())
 }
 
 #[tokio::test]
@@ -930,51 +922,19 @@ async fn a_download_costs_one_put_item_and_little_time() {
     // Writes a download makes, counted at the SDK.
     let counter = Fault::new(".Nothing", "");
     counter.on.store(false, Ordering::SeqCst);
-    #[derive(Debug, Clone, Default)]
-    struct Count(Arc<std::sync::Mutex<Vec<String>>>);
-    impl Intercept for Count {
-        fn name(&self) -> &'static str {
-            "Count"
-        }
-        fn read_before_transmit(
-            &self,
-            c: &BeforeTransmitInterceptorContextRef<'_>,
-            _: &RuntimeComponents,
-            _: &mut ConfigBag,
-        ) -> Result<(), BoxError> {
-            let target = c
-                .request()
-                .headers()
-                .get("x-amz-target")
-                .unwrap_or_default();
-            self.0
-                .lock()
-                .unwrap()
-                .push(target.rsplit('.').next().unwrap_or_default().to_owned());
-            Ok(())
-        }
-    }
-    let count = Count::default();
-    let store = Store::with_clients(
-        env.store.config.clone(),
-        aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&env.sdk)
-                .interceptor(count.clone())
-                .build(),
-        ),
-        env.s3(),
-        aws_sdk_kms::Client::new(&env.sdk),
-    );
+    let count = CallCounter::default();
+    let store = count.store(&env, Clients::DynamoDb);
     let r = artifacts_download::handler(&store, Call::download(&id).by(&alice).request())
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let calls = count.0.lock().unwrap().clone();
+    let calls = count.counts();
     let writes: Vec<_> = calls
         .iter()
-        .filter(|c| !matches!(c.as_str(), "GetItem" | "Query"))
+        .filter(|(op, _)| !matches!(op.as_str(), "GetItem" | "Query"))
+        .map(|(op, n)| (op.as_str(), *n))
         .collect();
-    assert_eq!(writes, ["PutItem"], "{calls:?}");
+    assert_eq!(writes, [("PutItem", 1)], "{calls:?}");
     // The record's size decides its write units (1 WCU per started KB, base
     // table and gsi4 each).
     let item = json_body(

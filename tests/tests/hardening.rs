@@ -16,7 +16,8 @@ use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use harness::{
-    Call, Caller, TestEnv, bundle, bytes, download, header, json_body, list, upload, versions,
+    Call, CallCounter, Caller, Clients, TestEnv, bundle, bytes, download, header, json_body, list,
+    upload, versions,
 };
 use lambda_http::{Body, Response};
 use serde_json::Value;
@@ -94,13 +95,13 @@ async fn object_versions(env: &TestEnv, prefix: &str) -> Vec<(String, String)> {
 /// the transaction is applied, the caller sees an error (as when a response
 /// is lost and the SDK's retries are exhausted). With `before`, it fails the
 /// request before it is sent instead (nothing applied).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct LostAnswer {
     before: bool,
     /// The request in flight is a `TransactWriteItems` (calls on one client
     /// are sequential in these tests).
-    transact: AtomicBool,
-    failed: AtomicUsize,
+    transact: Arc<AtomicBool>,
+    failed: Arc<AtomicUsize>,
 }
 
 impl Intercept for LostAnswer {
@@ -142,50 +143,17 @@ impl Intercept for LostAnswer {
     }
 }
 
-/// A store like `env.store` whose DynamoDB client carries `interceptor`.
-fn store_with(env: &TestEnv, interceptor: Arc<LostAnswer>) -> Store {
-    #[derive(Debug)]
-    struct Shared(Arc<LostAnswer>);
-    impl Intercept for Shared {
-        fn name(&self) -> &'static str {
-            "Shared"
-        }
-        fn read_before_transmit(
-            &self,
-            c: &BeforeTransmitInterceptorContextRef<'_>,
-            r: &RuntimeComponents,
-            b: &mut ConfigBag,
-        ) -> Result<(), BoxError> {
-            self.0.read_before_transmit(c, r, b)
-        }
-        fn read_after_transmit(
-            &self,
-            c: &BeforeDeserializationInterceptorContextRef<'_>,
-            r: &RuntimeComponents,
-            b: &mut ConfigBag,
-        ) -> Result<(), BoxError> {
-            self.0.read_after_transmit(c, r, b)
-        }
-    }
-    let ddb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&env.sdk)
-            .interceptor(Shared(interceptor))
-            .build(),
-    );
-    Store::with_clients(
-        env.store.config.clone(),
-        ddb,
-        env.s3(),
-        aws_sdk_kms::Client::new(&env.sdk),
-    )
+/// A store like `env.store` whose DynamoDB client carries `fault`.
+fn store_with(env: &TestEnv, fault: &LostAnswer) -> Store {
+    harness::intercepted_store(env, Clients::DynamoDb, fault.clone())
 }
 
 #[tokio::test]
 async fn a_direct_upload_whose_commit_answer_is_lost_keeps_its_content() {
     let env = TestEnv::new().await;
     let alice = Caller::writer("acme");
-    let fault = Arc::new(LostAnswer::default());
-    let faulty = store_with(&env, fault.clone());
+    let fault = LostAnswer::default();
+    let faulty = store_with(&env, &fault);
     // In S3 (over the inline limit), written before the commit.
     let v1 = content(300_000, 1);
     let v2 = content(200_000, 2);
@@ -235,11 +203,11 @@ async fn a_direct_upload_whose_commit_answer_is_lost_keeps_its_content() {
 async fn a_commit_that_never_reached_dynamodb_discards_its_content() {
     let env = TestEnv::new().await;
     let alice = Caller::writer("acme");
-    let fault = Arc::new(LostAnswer {
+    let fault = LostAnswer {
         before: true,
         ..LostAnswer::default()
-    });
-    let faulty = store_with(&env, fault.clone());
+    };
+    let faulty = store_with(&env, &fault);
     let call = Call::upload(WF, "never.bin", &content(300_000, 3)).by(&alice);
     let r = artifacts_upload::handler(&faulty, call.request())
         .await
@@ -256,8 +224,8 @@ async fn a_commit_that_never_reached_dynamodb_discards_its_content() {
 async fn an_ingest_whose_commit_answer_is_lost_keeps_its_content() {
     let env = TestEnv::new().await;
     let alice = Caller::writer("acme");
-    let fault = Arc::new(LostAnswer::default());
-    let faulty = store_with(&env, fault.clone());
+    let fault = LostAnswer::default();
+    let faulty = store_with(&env, &fault);
     let data = content(300_000, 4);
     let upload = env
         .store
@@ -471,33 +439,6 @@ async fn link_redirects_expire_with_the_link() {
 // ---------------------------------------------------------------------------
 // Item 11: replayed tokens cost bounded KMS calls and writes.
 
-/// Counts KMS `VerifyMac` calls that were sent.
-#[derive(Debug, Clone, Default)]
-struct VerifyCount(Arc<AtomicUsize>);
-
-impl aws_sdk_kms::config::Intercept for VerifyCount {
-    fn name(&self) -> &'static str {
-        "VerifyCount"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &aws_sdk_kms::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
-        _: &aws_sdk_kms::config::RuntimeComponents,
-        _: &mut aws_sdk_kms::config::ConfigBag,
-    ) -> Result<(), aws_sdk_kms::error::BoxError> {
-        let target = context
-            .request()
-            .headers()
-            .get("x-amz-target")
-            .unwrap_or_default();
-        if target.ends_with(".VerifyMac") {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-        Ok(())
-    }
-}
-
 async fn use_records(env: &TestEnv, org: &str, link_id: &str) -> usize {
     env.dynamodb()
         .query()
@@ -517,13 +458,8 @@ async fn use_records(env: &TestEnv, org: &str, link_id: &str) -> usize {
 #[tokio::test]
 async fn replayed_expired_tokens_write_once_a_minute_and_are_rate_limited() {
     let mut env = TestEnv::new().await;
-    let verifies = VerifyCount::default();
-    let kms = aws_sdk_kms::Client::from_conf(
-        aws_sdk_kms::config::Builder::from(&env.sdk)
-            .interceptor(verifies.clone())
-            .build(),
-    );
-    env.store = Store::with_clients(env.store.config.clone(), env.dynamodb(), env.s3(), kms);
+    let verifies = CallCounter::default();
+    env.store = verifies.store(&env, Clients::Kms);
     let alice = Caller::writer("acme");
     let id = put(&env, &alice, "prd.md", b"the content").await;
     let me = principal(&alice);
@@ -548,7 +484,7 @@ async fn replayed_expired_tokens_write_once_a_minute_and_are_rate_limited() {
         )
         .await
         .unwrap();
-    let before = verifies.0.load(Ordering::SeqCst);
+    let before = verifies.count("VerifyMac");
 
     // 20 GETs, well inside the burst: each answered 410, one record (two
     // if the minute turned meanwhile).
@@ -588,7 +524,7 @@ async fn replayed_expired_tokens_write_once_a_minute_and_are_rate_limited() {
     assert!((1..=60).contains(&retry), "{retry}");
     assert!(answered >= links::LINK_BURST as usize, "{answered}");
     assert_eq!(
-        verifies.0.load(Ordering::SeqCst) - before,
+        verifies.count("VerifyMac") - before,
         answered,
         "one VerifyMac per admitted request, none for the refused one"
     );

@@ -6,7 +6,7 @@ use artifacts::metadata::{artifact_pk, version_sk};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::primitives::ByteStream;
 use harness::{
-    Call, Caller, TestEnv, bytes, download, header, json_body, presign, upload, versions,
+    Call, Caller, Clients, TestEnv, bytes, download, header, json_body, presign, upload, versions,
 };
 
 const WF: &str = "wf-large";
@@ -556,17 +556,7 @@ async fn a_fault_mid_ingest_loses_nothing_and_a_retry_completes() {
     assert_eq!(send(&upload, data.clone()).await, 200);
     let key = staging_key("acme", &upload.upload_id);
 
-    let faulty_ddb = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&env.sdk)
-            .interceptor(Outage::started())
-            .build(),
-    );
-    let faulty = artifacts::Store::with_clients(
-        env.store.config.clone(),
-        faulty_ddb,
-        env.s3(),
-        aws_sdk_kms::Client::new(&env.sdk),
-    );
+    let faulty = harness::intercepted_store(&env, Clients::DynamoDb, Outage::started());
     let version = current_version(&env, &key).await;
     let failed = artifacts_ingest::handler(&faulty, event(&env, &key, &version, 300_000)).await;
     assert!(failed.is_err(), "the invocation fails so Lambda retries it");
@@ -1033,16 +1023,7 @@ async fn an_outage_then_recovery_commits_the_queued_upload() {
     harness::stage(&upload, data.clone()).await;
 
     let outage = Outage::started();
-    let faulty = artifacts::Store::with_clients(
-        env.store.config.clone(),
-        aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&env.sdk)
-                .interceptor(outage.clone())
-                .build(),
-        ),
-        env.s3(),
-        aws_sdk_kms::Client::new(&env.sdk),
-    );
+    let faulty = harness::intercepted_store(&env, Clients::DynamoDb, outage.clone());
     let poller = poller(&env).await;
     let started = Instant::now();
     let (mut failed_rounds, mut deliveries) = (0, 0);

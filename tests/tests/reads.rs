@@ -7,15 +7,13 @@
 //! gate still applies, and count the calls a download makes.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
-use artifacts::Store;
 use artifacts::auth::Principal;
 use artifacts::metadata::{ARTIFACT_SK, Attestation, LATEST, artifact_pk, path_sk, workflow_pk};
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::types::AttributeValue;
-use harness::{BoxError, Call, Caller, TestEnv, bytes, header, json_body, upload, versions};
+use harness::{
+    Call, CallCounter, Caller, Clients, TestEnv, bytes, header, json_body, upload, versions,
+};
 use lambda_http::{Body, Response};
 use serde_json::json;
 
@@ -51,50 +49,6 @@ async fn put(env: &TestEnv, caller: &Caller, path: &str, body: &[u8]) -> String 
         .as_str()
         .unwrap()
         .to_owned()
-}
-
-/// DynamoDB and KMS operations, counted at the SDK (`x-amz-target`).
-#[derive(Debug, Clone, Default)]
-struct Calls(Arc<Mutex<BTreeMap<String, usize>>>);
-
-impl Calls {
-    fn take(&self) -> BTreeMap<String, usize> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-
-    fn store(&self, env: &TestEnv) -> Store {
-        Store::with_clients(
-            env.store.config.clone(),
-            aws_sdk_dynamodb::Client::from_conf(
-                aws_sdk_dynamodb::config::Builder::from(&env.sdk)
-                    .interceptor(self.clone())
-                    .build(),
-            ),
-            env.s3(),
-            aws_sdk_kms::Client::from_conf(
-                aws_sdk_kms::config::Builder::from(&env.sdk)
-                    .interceptor(self.clone())
-                    .build(),
-            ),
-        )
-    }
-}
-
-impl Intercept for Calls {
-    fn name(&self) -> &'static str {
-        "Calls"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let operation = harness::target_operation(context).to_owned();
-        *self.0.lock().unwrap().entry(operation).or_default() += 1;
-        Ok(())
-    }
 }
 
 fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
@@ -142,8 +96,8 @@ async fn the_latest_version_is_one_get_item_and_answers_as_the_two_reads_do() {
     for body in &bodies {
         id = put(&env, &alice, path, body).await;
     }
-    let calls = Calls::default();
-    let store = calls.store(&env);
+    let calls = CallCounter::default();
+    let store = calls.store(&env, Clients::Both);
     let get = |call: Call| {
         let request = call.by(&alice).request();
         let store = &store;

@@ -56,15 +56,7 @@ impl Intercept for ItemsRead {
 }
 
 fn counted_store(env: &TestEnv, counter: &ItemsRead) -> Store {
-    let ddb = aws_sdk_dynamodb::config::Builder::from(&env.sdk)
-        .interceptor(counter.clone())
-        .build();
-    Store::with_clients(
-        env.store.config.clone(),
-        aws_sdk_dynamodb::Client::from_conf(ddb),
-        env.s3(),
-        aws_sdk_kms::Client::new(&env.sdk),
-    )
+    harness::intercepted_store(env, harness::Clients::DynamoDb, counter.clone())
 }
 
 const TYPES: [&str; 4] = ["prd", "terraform", "report", "diagram"];
