@@ -1716,6 +1716,45 @@ fn python_verifies(key: &Path, zip: &Path) -> (bool, String) {
     )
 }
 
+/// The arguments that ask the CLI for its JSON report.
+const JSON: &[&str] = &["--format", "json"];
+
+/// `verify-bundle ZIP --key KEY`, then `more`, run offline (no token).
+async fn verify_bundle(cli: &Cli, zip: &Path, key: &Path, more: &[&str]) -> Run {
+    let mut args = vec![
+        "verify-bundle",
+        zip.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
+    args.extend(more);
+    cli.token(None).run(&args).await
+}
+
+/// `verify FILE --attestation ATT --key KEY`, then `more`, run offline.
+async fn verify_file(cli: &Cli, file: &Path, att: &Path, key: &Path, more: &[&str]) -> Run {
+    let mut args = vec![
+        "verify",
+        file.to_str().unwrap(),
+        "--attestation",
+        att.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
+    args.extend(more);
+    cli.token(None).run(&args).await
+}
+
+/// GET `path` from the edge with `client`, as acme's writer.
+async fn get_as_writer(client: reqwest::Client, edge: &Edge, path: &str) -> reqwest::Response {
+    client
+        .get(format!("http://{}{path}", edge.addr))
+        .bearer_auth(edge.writer("acme"))
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_bundles_and_attestations_verify_offline() {
     binary();
@@ -1754,35 +1793,23 @@ async fn signed_bundles_and_attestations_verify_offline() {
         args.extend(["--key", key.to_str().unwrap(), "--format", "json"]);
         let doc = cli.run(&args).await.expect(0).json();
         assert_eq!(doc["signatureVerified"], true, "{doc}");
-        let run = cli
-            .token(None)
-            .run(&[
-                "verify-bundle",
-                zip.to_str().unwrap(),
-                "--key",
-                key.to_str().unwrap(),
-                "--format",
-                "json",
-            ])
-            .await;
+        let run = verify_bundle(&cli, zip, &key, JSON).await;
         let doc = run.expect(0).json();
         assert_eq!(doc["files"], if prefix.is_some() { 2 } else { 3 }, "{doc}");
         let (ok, said) = python_verifies(&key, zip);
         assert!(ok, "Python rejects a good bundle: {said}");
     }
     // The large one really went through deliveries/.
-    let answer = reqwest::Client::builder()
+    let no_redirects = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .unwrap()
-        .get(format!(
-            "http://{}/v1/workflows/wf-signed/artifacts/bundle",
-            edge.addr
-        ))
-        .bearer_auth(edge.writer("acme"))
-        .send()
-        .await
         .unwrap();
+    let answer = get_as_writer(
+        no_redirects,
+        &edge,
+        "/v1/workflows/wf-signed/artifacts/bundle",
+    )
+    .await;
     assert_eq!(answer.status(), 303);
     let entries = zip_entries(&large);
     let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
@@ -1798,19 +1825,6 @@ async fn signed_bundles_and_attestations_verify_offline() {
     );
 
     // One flipped byte anywhere fails, naming what failed.
-    let verify_bundle = |zip: PathBuf| {
-        let cli = cli.token(None);
-        let key = key.clone();
-        async move {
-            cli.run(&[
-                "verify-bundle",
-                zip.to_str().unwrap(),
-                "--key",
-                key.to_str().unwrap(),
-            ])
-            .await
-        }
-    };
     let flip = |at: usize, what: &str| {
         let mut e = entries.clone();
         let i = e.iter().position(|(n, _)| n == what).unwrap();
@@ -1882,11 +1896,11 @@ async fn signed_bundles_and_attestations_verify_offline() {
     // failures below are the tampering's).
     let same = out.join("same.zip");
     rezip(&same, &entries);
-    verify_bundle(same.clone()).await.expect(0);
+    verify_bundle(&cli, &same, &key, &[]).await.expect(0);
     for (what, tampered, named) in cases {
         let zip = out.join("tampered.zip");
         rezip(&zip, &tampered);
-        let run = verify_bundle(zip.clone()).await;
+        let run = verify_bundle(&cli, &zip, &key, &[]).await;
         run.expect(1);
         assert!(run.stderr.contains(named), "{what}: {run:?}");
         eprintln!("{what}: {}", run.stderr.trim());
@@ -1903,7 +1917,7 @@ async fn signed_bundles_and_attestations_verify_offline() {
     raw[at] ^= 0x01;
     let zip = out.join("raw.zip");
     std::fs::write(&zip, &raw).unwrap();
-    let run = verify_bundle(zip).await;
+    let run = verify_bundle(&cli, &zip, &key, &[]).await;
     run.expect(1);
     assert!(run.stderr.contains("big/blob.bin"), "{run:?}");
     // Another key: the signature check fails.
@@ -1920,15 +1934,7 @@ async fn signed_bundles_and_attestations_verify_offline() {
         .unwrap();
     std::io::Write::write_all(pubout.stdin.as_mut().unwrap(), &other_key.stdout).unwrap();
     assert!(pubout.wait().unwrap().success());
-    let run = cli
-        .token(None)
-        .run(&[
-            "verify-bundle",
-            small.to_str().unwrap(),
-            "--key",
-            other.to_str().unwrap(),
-        ])
-        .await;
+    let run = verify_bundle(&cli, &small, &other, &[]).await;
     run.expect(1);
     assert!(
         run.stderr.contains("MANIFEST.json.sig: signature"),
@@ -1940,59 +1946,21 @@ async fn signed_bundles_and_attestations_verify_offline() {
     cli.run(&["get", &md_id, "-o", file.to_str().unwrap()])
         .await
         .expect(0);
-    let attestation = reqwest::Client::new()
-        .get(format!(
-            "http://{}/v1/artifacts/{md_id}/versions/1/attestation",
-            edge.addr
-        ))
-        .bearer_auth(edge.writer("acme"))
-        .send()
-        .await
-        .unwrap();
+    let attestation = get_as_writer(
+        reqwest::Client::new(),
+        &edge,
+        &format!("/v1/artifacts/{md_id}/versions/1/attestation"),
+    )
+    .await;
     assert_eq!(attestation.status(), 200);
     let envelope = attestation.bytes().await.unwrap().to_vec();
     let att = out.join("notes.att.json");
     std::fs::write(&att, &envelope).unwrap();
-    let verify = |file: PathBuf, att: PathBuf| {
-        let cli = cli.token(None);
-        let key = key.clone();
-        async move {
-            cli.run(&[
-                "verify",
-                file.to_str().unwrap(),
-                "--attestation",
-                att.to_str().unwrap(),
-                "--key",
-                key.to_str().unwrap(),
-                "--format",
-                "json",
-            ])
-            .await
-        }
-    };
     // As people see it (the README's example).
-    let shown = cli
-        .token(None)
-        .run(&[
-            "verify",
-            file.to_str().unwrap(),
-            "--attestation",
-            att.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-        ])
-        .await;
+    let shown = verify_file(&cli, &file, &att, &key, &[]).await;
     assert!(shown.expect(0).stdout.contains("verified"), "{shown:?}");
     eprintln!("{}", shown.stdout);
-    let shown = cli
-        .token(None)
-        .run(&[
-            "verify-bundle",
-            large.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-        ])
-        .await;
+    let shown = verify_bundle(&cli, &large, &key, &[]).await;
     assert!(
         shown
             .expect(0)
@@ -2001,7 +1969,10 @@ async fn signed_bundles_and_attestations_verify_offline() {
         "{shown:?}"
     );
     eprintln!("{}", shown.stdout);
-    let doc = verify(file.clone(), att.clone()).await.expect(0).json();
+    let doc = verify_file(&cli, &file, &att, &key, JSON)
+        .await
+        .expect(0)
+        .json();
     assert_eq!(doc["subject"], "wf-signed/small/notes.md");
     assert_eq!(doc["artifactId"], md_id.as_str());
     assert_eq!(doc["sha256"], sha256(&small_md));
@@ -2011,7 +1982,7 @@ async fn signed_bundles_and_attestations_verify_offline() {
     let mut bytes = small_md.clone();
     bytes[10] ^= 0x01;
     std::fs::write(&changed_file, &bytes).unwrap();
-    let run = verify(changed_file, att.clone()).await;
+    let run = verify_file(&cli, &changed_file, &att, &key, JSON).await;
     run.expect(1);
     assert!(run.stderr.contains("subject digest"), "{run:?}");
     let dsse: Value = serde_json::from_slice(&envelope).unwrap();
@@ -2031,7 +2002,7 @@ async fn signed_bundles_and_attestations_verify_offline() {
         *slot = Value::from(format!("{}{c}{}", &text[..mid], &text[mid + 1..]));
         let bad = out.join(format!("bad-{field}.json"));
         std::fs::write(&bad, serde_json::to_vec(&d).unwrap()).unwrap();
-        let run = verify(file.clone(), bad).await;
+        let run = verify_file(&cli, &file, &bad, &key, JSON).await;
         run.expect(1);
         assert!(run.stderr.contains(named), "{what}: {run:?}");
     }
