@@ -581,6 +581,15 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The principal this caller's token authenticates as.
+    pub fn principal(&self) -> artifacts::auth::Principal {
+        artifacts::auth::Principal {
+            org: self.org.clone(),
+            subject: self.sub.clone(),
+            scopes: self.scopes.split(' ').map(str::to_owned).collect(),
+        }
+    }
+
     pub fn new(org: &str, scopes: &str) -> Self {
         Caller {
             org: org.into(),
@@ -1117,6 +1126,18 @@ pub async fn stage(upload: &artifacts::uploads::PresignedUpload, body: Vec<u8>) 
         .and_then(|v| v.to_str().ok())
         .expect("a versioned bucket names the staged version")
         .to_owned()
+}
+
+/// Distinct, non-repeating content of `size` bytes, different per `seed`
+/// (over the 64 KiB inline limit: stored in S3).
+pub fn content(size: usize, seed: u8) -> Vec<u8> {
+    (0..size)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(2_654_435_761)
+                .rotate_left(u32::from(seed)) as u8
+        })
+        .collect()
 }
 
 /// The operation a JSON-protocol SDK request calls (DynamoDB, KMS): the tail

@@ -37,13 +37,7 @@ fn id_of(created: &Value) -> String {
 /// Deterministic, non-repeating content with a recognisable marker.
 fn content(size: usize, seed: u8) -> Vec<u8> {
     let marker = b"PLAINTEXT-MARKER-7f3a";
-    let mut data: Vec<u8> = (0..size)
-        .map(|i| {
-            (i as u32)
-                .wrapping_mul(2_654_435_761)
-                .rotate_left(u32::from(seed)) as u8
-        })
-        .collect();
+    let mut data = harness::content(size, seed);
     if size >= marker.len() {
         data[..marker.len()].copy_from_slice(marker);
     }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use artifacts::Store;
-use artifacts::auth::Principal;
 use artifacts::links::{self, NewLink};
 use artifacts::uploads::{IngestOutcome, UploadRequest, staging_key};
 use aws_sdk_dynamodb::config::interceptors::{
@@ -28,14 +27,6 @@ fn content(size: usize, seed: u8) -> Vec<u8> {
     (0..size)
         .map(|i| (i % 251) as u8 ^ seed ^ (i >> 12) as u8)
         .collect()
-}
-
-fn principal(caller: &Caller) -> Principal {
-    Principal {
-        org: caller.org.clone(),
-        subject: caller.sub.clone(),
-        scopes: caller.scopes.split(' ').map(str::to_owned).collect(),
-    }
 }
 
 async fn put(env: &TestEnv, caller: &Caller, path: &str, body: &[u8]) -> String {
@@ -230,7 +221,7 @@ async fn an_ingest_whose_commit_answer_is_lost_keeps_its_content() {
     let upload = env
         .store
         .create_upload(
-            &principal(&alice),
+            &alice.principal(),
             WF,
             UploadRequest {
                 path: "ingested.bin".into(),
@@ -397,7 +388,7 @@ async fn link_redirects_expire_with_the_link() {
     let alice = Caller::writer("acme");
     let data = content(5000, 10);
     let id = put(&env, &alice, "big.bin", &data).await;
-    let me = principal(&alice);
+    let me = alice.principal();
     let new = |expires_in| NewLink {
         version: None,
         expires_in: Some(expires_in),
@@ -462,7 +453,7 @@ async fn replayed_expired_tokens_write_once_a_minute_and_are_rate_limited() {
     env.store = verifies.store(&env, Clients::Kms);
     let alice = Caller::writer("acme");
     let id = put(&env, &alice, "prd.md", b"the content").await;
-    let me = principal(&alice);
+    let me = alice.principal();
     let new = NewLink {
         version: None,
         expires_in: Some(60),

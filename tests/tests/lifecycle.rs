@@ -12,8 +12,8 @@ use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::types::AttributeValue;
 use harness::{
-    BoxError, Call, Caller, TestEnv, bundle, bytes, download, header, json_body, list, presign,
-    versions,
+    BoxError, Call, Caller, TestEnv, bundle, bytes, content, download, header, json_body, list,
+    presign, versions,
 };
 use lambda_http::{Body, Response};
 use serde_json::{Value, json};
@@ -26,17 +26,6 @@ fn admin(org: &str) -> Caller {
 
 fn text(response: &Response<Body>) -> String {
     String::from_utf8_lossy(&bytes(response)).into_owned()
-}
-
-/// Distinct content of `size` bytes (over the inline limit from 64 KiB: S3).
-fn content(size: usize, seed: u8) -> Vec<u8> {
-    (0..size)
-        .map(|i| {
-            (i as u32)
-                .wrapping_mul(2_654_435_761)
-                .rotate_left(u32::from(seed)) as u8
-        })
-        .collect()
 }
 
 async fn put(env: &TestEnv, caller: &Caller, wf: &str, path: &str, body: &[u8]) -> (String, u64) {

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use artifacts::Store;
-use artifacts::auth::Principal;
 use artifacts::links::{self, LinkClaims};
 use artifacts::metadata::artifact_pk;
 use aws_config::{BehaviorVersion, Region};
@@ -65,13 +64,7 @@ fn text(response: &Response<Body>) -> String {
 
 /// Content with a recognisable marker, different per seed.
 fn content(size: usize, seed: u8) -> Vec<u8> {
-    let mut data: Vec<u8> = (0..size)
-        .map(|i| {
-            (i as u32)
-                .wrapping_mul(2_654_435_761)
-                .rotate_left(u32::from(seed)) as u8
-        })
-        .collect();
+    let mut data = harness::content(size, seed);
     let marker = format!("SECRET-{seed}-");
     let n = marker.len().min(size);
     data[..n].copy_from_slice(&marker.as_bytes()[..n]);
@@ -93,14 +86,6 @@ fn assert_problem(response: &Response<Body>, status: u16) -> Value {
     let body = json_body(response);
     assert_eq!(body["status"], status);
     body
-}
-
-fn principal(caller: &Caller) -> Principal {
-    Principal {
-        org: caller.org.clone(),
-        subject: caller.sub.clone(),
-        scopes: caller.scopes.split(' ').map(str::to_owned).collect(),
-    }
 }
 
 /// Use a link through the shared operation with an injected clock, served
@@ -284,7 +269,7 @@ async fn expired_links_are_gone() {
     // Expired links drop out of the listing.
     let live = env
         .store
-        .live_links(&principal(&alice), &id, expires_at)
+        .live_links(&alice.principal(), &id, expires_at)
         .await
         .unwrap();
     assert!(live.is_empty(), "{live:?}");
@@ -650,7 +635,7 @@ async fn listing_shows_live_links_with_use_counts_and_no_tokens() {
     let later = claims_of(&token_of(&short)).expires_at;
     let live = env
         .store
-        .live_links(&principal(&reader), &id, later)
+        .live_links(&reader.principal(), &id, later)
         .await
         .unwrap();
     let ids: Vec<&str> = live.iter().map(|l| l.link_id.as_str()).collect();

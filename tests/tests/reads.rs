@@ -8,38 +8,19 @@
 
 use std::collections::BTreeMap;
 
-use artifacts::auth::Principal;
 use artifacts::metadata::{ARTIFACT_SK, Attestation, LATEST, artifact_pk, path_sk, workflow_pk};
 use aws_sdk_dynamodb::types::AttributeValue;
 use harness::{
-    Call, CallCounter, Caller, Clients, TestEnv, bytes, header, json_body, upload, versions,
+    Call, CallCounter, Caller, Clients, TestEnv, bytes, content, header, json_body, upload,
+    versions,
 };
 use lambda_http::{Body, Response};
 use serde_json::json;
 
 const WF: &str = "wf-reads";
 
-/// Distinct content of `size` bytes (over the 64 KiB inline limit: S3).
-fn content(size: usize, seed: u8) -> Vec<u8> {
-    (0..size)
-        .map(|i| {
-            (i as u32)
-                .wrapping_mul(2_654_435_761)
-                .rotate_left(u32::from(seed)) as u8
-        })
-        .collect()
-}
-
 fn text(response: &Response<Body>) -> String {
     String::from_utf8_lossy(&bytes(response)).into_owned()
-}
-
-fn principal(caller: &Caller) -> Principal {
-    Principal {
-        org: caller.org.clone(),
-        subject: caller.sub.clone(),
-        scopes: caller.scopes.split(' ').map(str::to_owned).collect(),
-    }
 }
 
 async fn put(env: &TestEnv, caller: &Caller, path: &str, body: &[u8]) -> String {
@@ -120,7 +101,7 @@ async fn the_latest_version_is_one_get_item_and_answers_as_the_two_reads_do() {
     // The same record as the version item holds (the envelope stays there).
     let (_, copy) = env
         .store
-        .version(&principal(&alice), &id, None)
+        .version(&alice.principal(), &id, None)
         .await
         .unwrap();
     let item = env
