@@ -2,6 +2,7 @@
 //! tests want: one that counts DynamoDB and KMS calls by operation.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use artifacts::{Config, Store};
@@ -101,6 +102,67 @@ impl Intercept for CallCounter {
     ) -> Result<(), BoxError> {
         let operation = target_operation(context).to_owned();
         *self.lock().entry(operation).or_default() += 1;
+        Ok(())
+    }
+}
+
+/// Fails, before it is sent, every DynamoDB call of `operation` (as
+/// [`target_operation`] names it) whose body contains `needle`, until
+/// [`DynamoDbFault::stop`]; counts the calls it failed.
+#[derive(Debug, Clone)]
+pub struct DynamoDbFault {
+    operation: &'static str,
+    needle: &'static str,
+    on: Arc<AtomicBool>,
+    injected: Arc<AtomicUsize>,
+}
+
+impl DynamoDbFault {
+    /// A fault already under way.
+    pub fn new(operation: &'static str, needle: &'static str) -> Self {
+        DynamoDbFault {
+            operation,
+            needle,
+            on: Arc::new(AtomicBool::new(true)),
+            injected: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// A store like `env.store` whose DynamoDB client has this fault.
+    pub fn store(&self, env: &TestEnv) -> Store {
+        intercepted_store(env, Clients::DynamoDb, self.clone())
+    }
+
+    /// DynamoDB answers again.
+    pub fn stop(&self) {
+        self.on.store(false, Ordering::SeqCst);
+    }
+
+    /// The calls failed so far.
+    pub fn injected(&self) -> usize {
+        self.injected.load(Ordering::SeqCst)
+    }
+}
+
+impl Intercept for DynamoDbFault {
+    fn name(&self) -> &'static str {
+        "DynamoDbFault"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let body = context.request().body().bytes().unwrap_or_default();
+        if self.on.load(Ordering::SeqCst)
+            && target_operation(context) == self.operation
+            && String::from_utf8_lossy(body).contains(self.needle)
+        {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+            return Err("injected fault: DynamoDB unreachable".into());
+        }
         Ok(())
     }
 }

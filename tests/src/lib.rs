@@ -32,7 +32,9 @@ use serde_json::{Value, json};
 pub mod edge;
 mod intercept;
 
-pub use intercept::{CallCounter, Clients, intercepted_store, intercepted_store_with};
+pub use intercept::{
+    CallCounter, Clients, DynamoDbFault, intercepted_store, intercepted_store_with,
+};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -4,18 +4,13 @@
 //! HTTP listener puts into records.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use artifacts::Store;
 use artifacts::audit::{Action, Actor, Origin, Record, Subject};
 use artifacts::uploads::{PresignedUpload, staging_key};
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use harness::edge::{self, Edge};
 use harness::{
-    BoxError, Call, CallCounter, Caller, Clients, TestEnv, bundle, bytes, download, json_body,
+    Call, CallCounter, Caller, Clients, DynamoDbFault, TestEnv, bundle, bytes, download, json_body,
     presign, upload, versions,
 };
 use lambda_http::{Body, Response};
@@ -394,58 +389,6 @@ async fn a_completed_upload_is_recorded_with_its_creator() {
 // ---------------------------------------------------------------------------
 // Must show 2: atomicity with injected faults.
 
-/// Fails DynamoDB calls whose target ends with `op` and whose body
-/// contains `needle`, while `on`.
-#[derive(Debug, Clone)]
-struct Fault {
-    op: &'static str,
-    needle: &'static str,
-    on: Arc<AtomicBool>,
-    hits: Arc<AtomicUsize>,
-}
-
-impl Fault {
-    fn new(op: &'static str, needle: &'static str) -> Self {
-        Fault {
-            op,
-            needle,
-            on: Arc::new(AtomicBool::new(true)),
-            hits: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-}
-
-impl Intercept for Fault {
-    fn name(&self) -> &'static str {
-        "Fault"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let request = context.request();
-        let target = request.headers().get("x-amz-target").unwrap_or_default();
-        let body = request
-            .body()
-            .bytes()
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-            .unwrap_or_default();
-        if self.on.load(Ordering::SeqCst) && target.ends_with(self.op) && body.contains(self.needle)
-        {
-            self.hits.fetch_add(1, Ordering::SeqCst);
-            return Err("injected fault: DynamoDB unreachable".into());
-        }
-        Ok(())
-    }
-}
-
-fn faulty(env: &TestEnv, fault: &Fault) -> Store {
-    harness::intercepted_store(env, Clients::DynamoDb, fault.clone())
-}
-
 #[tokio::test]
 async fn a_failed_change_transaction_leaves_neither_the_change_nor_its_record() {
     let env = TestEnv::new().await;
@@ -454,8 +397,8 @@ async fn a_failed_change_transaction_leaves_neither_the_change_nor_its_record() 
     let id = v1["artifact"]["artifactId"].as_str().unwrap().to_owned();
 
     // The version commit carries the record: the transaction holds both.
-    let fault = Fault::new(".TransactWriteItems", "#AU#");
-    let store = faulty(&env, &fault);
+    let fault = DynamoDbFault::new("TransactWriteItems", "#AU#");
+    let store = fault.store(&env);
     let r = artifacts_upload::handler(
         &store,
         Call::upload(WF, "atomic.txt", b"two").by(&alice).request(),
@@ -463,10 +406,7 @@ async fn a_failed_change_transaction_leaves_neither_the_change_nor_its_record() 
     .await
     .unwrap();
     assert_eq!(r.status(), 500, "{}", text(&r));
-    assert!(
-        fault.hits.load(Ordering::SeqCst) >= 1,
-        "the commit carried an audit record"
-    );
+    assert!(fault.injected() >= 1, "the commit carried an audit record");
     let a = json_body(&versions(&env, Call::artifact(&id).by(&alice)).await);
     assert_eq!(a["latestVersion"], 1, "no version without its record");
 
@@ -494,7 +434,7 @@ async fn a_failed_change_transaction_leaves_neither_the_change_nor_its_record() 
     );
 
     // The same writes without the fault: both land, each with its record.
-    fault.on.store(false, Ordering::SeqCst);
+    fault.stop();
     let r = artifacts_upload::handler(
         &store,
         Call::upload(WF, "atomic.txt", b"two").by(&alice).request(),
@@ -524,10 +464,10 @@ async fn a_read_whose_record_cannot_be_written_sends_no_content() {
     let created = json_body(&presign(&env, Call::create_link(&id, &json!({})).by(&alice)).await);
     let token = token_of(&created);
 
-    let fault = Fault::new(".PutItem", "#AU#");
-    let store = faulty(&env, &fault);
-    let bundle_fault = Fault::new(".BatchWriteItem", "#AU#");
-    let bundle_store = faulty(&env, &bundle_fault);
+    let fault = DynamoDbFault::new("PutItem", "#AU#");
+    let store = fault.store(&env);
+    let bundle_fault = DynamoDbFault::new("BatchWriteItem", "#AU#");
+    let bundle_store = bundle_fault.store(&env);
     let calls = [
         Call::download(&id).by(&alice),
         Call::download(&id).by(&alice).header("range", "bytes=4-10"),
@@ -554,8 +494,8 @@ async fn a_read_whose_record_cannot_be_written_sends_no_content() {
         harness::header(&r, "content-type"),
         Some("application/problem+json")
     );
-    assert!(fault.hits.load(Ordering::SeqCst) >= 3);
-    assert!(bundle_fault.hits.load(Ordering::SeqCst) >= 1);
+    assert!(fault.injected() >= 3);
+    assert!(bundle_fault.injected() >= 1);
     // And nothing was recorded as read.
     let reads = history(&env, &alice, &id)
         .await
@@ -576,16 +516,13 @@ async fn a_delete_whose_record_fails_is_not_done() {
     let v1 = put(&env, &alice, "keep/me.txt", b"still here").await;
     let id = v1["artifact"]["artifactId"].as_str().unwrap().to_owned();
 
-    let fault = Fault::new(".TransactWriteItems", "#AU#");
-    let store = faulty(&env, &fault);
+    let fault = DynamoDbFault::new("TransactWriteItems", "#AU#");
+    let store = fault.store(&env);
     let r = artifacts_versions::handler(&store, Call::delete_artifact(&id).by(&alice).request())
         .await
         .unwrap();
     assert_eq!(r.status(), 500, "{}", text(&r));
-    assert!(
-        fault.hits.load(Ordering::SeqCst) >= 1,
-        "the delete carried an audit record"
-    );
+    assert!(fault.injected() >= 1, "the delete carried an audit record");
     // Not in the trash: readable, by id and by path, and not listed as deleted.
     let a = versions(&env, Call::artifact(&id).by(&alice)).await;
     assert_eq!(a.status(), 200, "{}", text(&a));
@@ -624,7 +561,7 @@ async fn a_delete_whose_record_fails_is_not_done() {
     assert_eq!(actions, ["artifact.downloaded", "version.created"]);
 
     // Without the fault the delete lands with its record.
-    fault.on.store(false, Ordering::SeqCst);
+    fault.stop();
     let r = artifacts_versions::handler(&store, Call::delete_artifact(&id).by(&alice).request())
         .await
         .unwrap();
@@ -920,8 +857,6 @@ async fn a_download_costs_one_put_item_and_little_time() {
     let id = v["artifact"]["artifactId"].as_str().unwrap().to_owned();
 
     // Writes a download makes, counted at the SDK.
-    let counter = Fault::new(".Nothing", "");
-    counter.on.store(false, Ordering::SeqCst);
     let count = CallCounter::default();
     let store = count.store(&env, Clients::DynamoDb);
     let r = artifacts_download::handler(&store, Call::download(&id).by(&alice).request())
@@ -976,7 +911,6 @@ async fn a_download_costs_one_put_item_and_little_time() {
         p50(&put_only),
         100.0 * p50(&put_only).as_secs_f64() / p50(&with).as_secs_f64()
     );
-    drop(counter);
 }
 
 // ---------------------------------------------------------------------------

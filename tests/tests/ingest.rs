@@ -6,7 +6,8 @@ use artifacts::metadata::{artifact_pk, version_sk};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::primitives::ByteStream;
 use harness::{
-    Call, Caller, Clients, TestEnv, bytes, download, header, json_body, presign, upload, versions,
+    Call, Caller, DynamoDbFault, TestEnv, bytes, download, header, json_body, presign, upload,
+    versions,
 };
 
 const WF: &str = "wf-large";
@@ -194,9 +195,6 @@ async fn tampered_large_content_never_reaches_deliveries() {
 
 use artifacts::auth::Principal;
 use artifacts::uploads::{PresignedUpload, UploadRequest, staging_key};
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_dynamodb::error::BoxError;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -556,7 +554,7 @@ async fn a_fault_mid_ingest_loses_nothing_and_a_retry_completes() {
     assert_eq!(send(&upload, data.clone()).await, 200);
     let key = staging_key("acme", &upload.upload_id);
 
-    let faulty = harness::intercepted_store(&env, Clients::DynamoDb, Outage::started());
+    let faulty = DynamoDbFault::new("TransactWriteItems", "").store(&env);
     let version = current_version(&env, &key).await;
     let failed = artifacts_ingest::handler(&faulty, event(&env, &key, &version, 300_000)).await;
     assert!(failed.is_err(), "the invocation fails so Lambda retries it");
@@ -836,8 +834,6 @@ async fn an_event_for_a_version_that_is_not_there_changes_nothing() {
 // Delivery through EventBridge and SQS, and the upload status (item 7).
 
 use harness::poller::{Invoke, Poller, Round};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The real ingest handler, invoked in-process as Lambda would.
@@ -971,49 +967,6 @@ async fn a_presigned_put_alone_becomes_a_version_through_eventbridge_and_sqs() {
     );
 }
 
-/// Fails every DynamoDB `TransactWriteItems` while the outage lasts.
-#[derive(Debug, Clone, Default)]
-struct Outage {
-    on: Arc<AtomicBool>,
-    injected: Arc<AtomicUsize>,
-}
-
-impl Outage {
-    /// An outage already under way: DynamoDB unreachable between the
-    /// content write and the commit, until `on` is cleared.
-    fn started() -> Self {
-        Outage {
-            on: Arc::new(AtomicBool::new(true)),
-            ..Outage::default()
-        }
-    }
-}
-
-impl Intercept for Outage {
-    fn name(&self) -> &'static str {
-        "Outage"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), BoxError> {
-        let target = context
-            .request()
-            .headers()
-            .get("x-amz-target")
-            .unwrap_or_default();
-        if self.on.load(Ordering::SeqCst) && target.ends_with(".TransactWriteItems") {
-            self.injected.fetch_add(1, Ordering::SeqCst);
-            Err("injected fault: DynamoDB unreachable".into())
-        } else {
-            Ok(())
-        }
-    }
-}
-
 #[tokio::test]
 async fn an_outage_then_recovery_commits_the_queued_upload() {
     let env = TestEnv::new().await;
@@ -1022,8 +975,9 @@ async fn an_outage_then_recovery_commits_the_queued_upload() {
     let upload = open_upload(&env, &alice, "outage/big.bin", &data).await;
     harness::stage(&upload, data.clone()).await;
 
-    let outage = Outage::started();
-    let faulty = harness::intercepted_store(&env, Clients::DynamoDb, outage.clone());
+    // DynamoDB unreachable between the content write and the commit.
+    let outage = DynamoDbFault::new("TransactWriteItems", "");
+    let faulty = outage.store(&env);
     let poller = poller(&env).await;
     let started = Instant::now();
     let (mut failed_rounds, mut deliveries) = (0, 0);
@@ -1041,7 +995,7 @@ async fn an_outage_then_recovery_commits_the_queued_upload() {
             );
             if failed_rounds == 3 {
                 // The dependency is back.
-                outage.on.store(false, Ordering::SeqCst);
+                outage.stop();
             }
         }
         let (_, s) = status(&env, &alice, WF, &upload.upload_id).await;
@@ -1057,10 +1011,10 @@ async fn an_outage_then_recovery_commits_the_queued_upload() {
     eprintln!(
         "committed after {:?}: {failed_rounds} failed rounds, {deliveries} deliveries, {} faults",
         started.elapsed(),
-        outage.injected.load(Ordering::SeqCst)
+        outage.injected()
     );
     assert_eq!(failed_rounds, 3);
-    assert!(outage.injected.load(Ordering::SeqCst) >= 3);
+    assert!(outage.injected() >= 3);
     let id = committed["artifactId"].as_str().unwrap();
     assert_eq!(versions_of(&env, &alice, id).await, vec![1]);
     assert!(fetch(&env, &alice, id).await == data, "nothing lost");
