@@ -379,8 +379,14 @@ impl Store {
                 (version, artifact)
             };
             // Signed before the commit: no unsigned version ever exists.
-            let (ready, version, artifact, signed) = match (sealed.take(), payload.digest()) {
-                (Some(s), _) if s.artifact_id == artifact_id => {
+            // Content sealed for another artifact id (a lost race) is
+            // discarded and sealed again.
+            let mut reused = sealed.take();
+            if let Some(stale) = reused.take_if(|s| s.artifact_id != artifact_id) {
+                self.discard(org, &stale).await;
+            }
+            let (ready, version, artifact, signed) = match (reused, payload.digest()) {
+                (Some(s), _) => {
                     let (version, artifact) = describe(s.size, &s.sha256);
                     (s, version, artifact, None)
                 }
@@ -388,10 +394,7 @@ impl Store {
                 // sealed: its signature is asked for while it is sealed
                 // and stored (KMS and S3 at once). Either failing fails
                 // the write, the stored content removed.
-                (stale, Some((size, sha256))) => {
-                    if let Some(stale) = stale {
-                        self.discard(org, &stale).await;
-                    }
+                (None, Some((size, sha256))) => {
                     let (version, artifact) = describe(size, sha256);
                     let statement = publish_statement(org, spec, &artifact, &version, upload);
                     // (Boxed: two SDK calls side by side would double the
@@ -406,10 +409,7 @@ impl Store {
                         (Err(e), _) => return Err(e),
                     }
                 }
-                (stale, None) => {
-                    if let Some(stale) = stale {
-                        self.discard(org, &stale).await;
-                    }
+                (None, None) => {
                     let ready = self.seal(org, &artifact_id, payload).await?;
                     let (version, artifact) = describe(ready.size, &ready.sha256);
                     (ready, version, artifact, None)
@@ -583,6 +583,8 @@ impl Store {
                 self.version_of(org, artifact, latest, None).await
             }
             Some(number) => {
+                // Checked before either read starts, as `artifact` would.
+                principal.require(Scope::Read)?;
                 let id = model::parse_artifact_id(artifact_id)?;
                 let (artifact, record) = tokio::join!(
                     Box::pin(self.artifact(principal, artifact_id)),
