@@ -10,7 +10,12 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 fn main() {
-    let infra = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra");
+    // Read at run time: `env!` would bake in the path of the checkout that
+    // first compiled this script, and a second checkout sharing one
+    // CARGO_TARGET_DIR would then read the first one's documents.
+    let manifest =
+        PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let infra = manifest.join("../../infra");
     let main_doc = infra.join("openapi.yaml");
     let fragments_dir = infra.join("openapi");
     println!("cargo:rerun-if-changed={}", main_doc.display());
